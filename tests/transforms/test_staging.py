@@ -1,0 +1,111 @@
+"""Staging: latest version per entity (SPEC: staging rules 1 and 2)."""
+
+from __future__ import annotations
+
+import random
+
+from chispa import assert_df_equality
+
+from builders import raw
+from customer_activity.transforms import staging
+
+
+def vanity_urls(frame) -> dict[str, str]:
+    return {row.organization_id: row.vanity_url for row in frame.collect()}
+
+
+def test_the_highest_version_wins(spark):
+    """Rule 2: one row per key, the highest version."""
+    organizations = raw(
+        spark,
+        "organization",
+        {"organization_id": "o1", "vanity_url": "old", "version": 1},
+        {"organization_id": "o1", "vanity_url": "new", "version": 3},
+        {"organization_id": "o1", "vanity_url": "middle", "version": 2},
+    )
+    assert vanity_urls(staging.stg_organizations(organizations)) == {"o1": "new"}
+
+
+def test_equal_versions_are_decided_by_the_load_id_compared_as_a_number(spark):
+    """Rule 2: "9.5" < "10.1" as numbers, although not as strings."""
+    organizations = raw(
+        spark,
+        "organization",
+        {"organization_id": "o1", "vanity_url": "earlier load", "version": 2, "_dlt_load_id": "9.5"},
+        {"organization_id": "o1", "vanity_url": "later load", "version": 2, "_dlt_load_id": "10.1"},
+    )
+    assert vanity_urls(staging.stg_organizations(organizations)) == {"o1": "later load"}
+
+
+def test_equal_versions_and_loads_are_decided_by_the_highest_dlt_id(spark):
+    organizations = raw(
+        spark,
+        "organization",
+        {"organization_id": "o1", "vanity_url": "lower id", "_dlt_id": "aaa"},
+        {"organization_id": "o1", "vanity_url": "higher id", "_dlt_id": "bbb"},
+    )
+    assert vanity_urls(staging.stg_organizations(organizations)) == {"o1": "higher id"}
+
+
+def test_a_null_version_ranks_below_every_version(spark):
+    """Rule 2: even version 0 beats NULL, whatever the load id says."""
+    organizations = raw(
+        spark,
+        "organization",
+        {"organization_id": "o1", "vanity_url": "versioned", "version": 0, "_dlt_load_id": "1.0"},
+        {"organization_id": "o1", "vanity_url": "no version", "version": None, "_dlt_load_id": "99.0"},
+        {"organization_id": "o2", "vanity_url": "only unversioned", "version": None},
+    )
+    assert vanity_urls(staging.stg_organizations(organizations)) == {"o1": "versioned", "o2": "only unversioned"}
+
+
+def test_rows_with_a_null_key_are_not_entities(spark):
+    """Rule 1: a NULL key is dropped, never grouped into an entity of its own."""
+    organizations = raw(
+        spark,
+        "organization",
+        {"organization_id": None, "vanity_url": "ghost", "version": 9},
+        {"organization_id": "o1", "vanity_url": "real"},
+    )
+    assert vanity_urls(staging.stg_organizations(organizations)) == {"o1": "real"}
+
+
+def test_the_result_does_not_depend_on_row_order_or_partitioning(spark):
+    """Rule 2: shuffled rows in any number of partitions give the same entities."""
+    rows = [
+        {"organization_id": f"o{n % 7}", "vanity_url": f"v{n}", "version": n % 3, "_dlt_load_id": f"{n % 5}.5", "_dlt_id": f"id{n:03d}"}
+        for n in range(60)
+    ]
+    expected = staging.stg_organizations(raw(spark, "organization", *rows))
+    random.Random(7).shuffle(rows)
+    shuffled = raw(spark, "organization", *rows).repartition(5)
+    assert_df_equality(staging.stg_organizations(shuffled), expected, ignore_row_order=True)
+
+
+def test_staging_keeps_the_latest_values_of_every_column(spark):
+    """The winning row is taken whole: no column comes from another version."""
+    members = raw(
+        spark,
+        "organization_member",
+        {"organization_member_id": "m1", "organization_id": "o1", "user_id": "u1", "role": "member", "version": 1},
+        {"organization_member_id": "m1", "organization_id": "o2", "user_id": None, "role": None, "version": 2},
+    )
+    [member] = staging.stg_organization_members(members).collect()
+    assert (member.organization_id, member.user_id, member.role) == ("o2", None, None)
+
+
+def test_test_results_are_append_only_and_all_kept(spark):
+    """test_result has no versions: every row is a result, nothing is deduplicated."""
+    results = raw(
+        spark,
+        "test_result",
+        {"test_result_id": "t1", "data_contract_id": "c1", "result": "passed"},
+        {"test_result_id": "t1", "data_contract_id": "c1", "result": "failed"},
+        {"test_result_id": None, "data_contract_id": "c2", "result": "passed"},
+    )
+    assert staging.stg_test_results(results).count() == 3
+
+
+def test_output_port_type_is_named_as_the_platform_it_is(spark):
+    ports = raw(spark, "output_port", {"output_port_id": "p1", "type": "databricks"})
+    assert staging.stg_output_ports(ports).select("platform_type").first()[0] == "databricks"
