@@ -1,0 +1,1 @@
+"""Entry points and edges: Spark session, input ports, contract enforcement, publishing."""

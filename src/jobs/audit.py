@@ -1,0 +1,133 @@
+"""Pre-publish audit: the candidate output is checked against the contract.
+
+Nothing is published unless every check passes. The checks come from the contract:
+the schema (names, order, types), NOT NULL for required columns, uniqueness, and the
+contract's quality rules. All column checks share one aggregation over the staged
+candidate; each SQL rule is one query against it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from customer_activity.jobs.contract import OutputContract, QualityRule
+
+logger = logging.getLogger(__name__)
+
+_PLACEHOLDER = re.compile(r"\$\{(model|table|object|schema)\}")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, str | bool]:
+        return asdict(self)
+
+
+def schema_differences(actual: T.StructType, expected: T.StructType) -> list[str]:
+    """How `actual` differs from the contract's schema: names, order and types."""
+    differences = []
+    missing = [n for n in expected.names if n not in actual.names]
+    extra = [n for n in actual.names if n not in expected.names]
+    if missing:
+        differences.append("missing columns: " + ", ".join(missing))
+    if extra:
+        differences.append("columns not in the contract: " + ", ".join(extra))
+    if not missing and not extra and actual.names != expected.names:
+        differences.append(
+            "column order differs from the contract: " + ", ".join(actual.names)
+        )
+    actual_types = {f.name: f.dataType for f in actual.fields}
+    for field in expected.fields:
+        produced = actual_types.get(field.name)
+        if produced is not None and produced != field.dataType:
+            differences.append(
+                f"{field.name}: contract says {field.dataType.simpleString().upper()}, "
+                f"the build produces {produced.simpleString().upper()}"
+            )
+    return differences
+
+
+def _null_count(column: str) -> Column:
+    return F.count_if(F.col(column).isNull()).alias(f"nulls:{column}")
+
+
+def _duplicate_count(column: str) -> Column:
+    return (F.count(F.col(column)) - F.count_distinct(F.col(column))).alias(f"duplicates:{column}")
+
+
+def _metric_alias(rule: QualityRule) -> str:
+    return {"rowCount": "rows", "nullValues": f"nulls:{rule.column}", "duplicateValues": f"duplicates:{rule.column}"}[
+        rule.metric
+    ]
+
+
+def _column_metrics(candidate: DataFrame, contract: OutputContract) -> dict[str, float]:
+    expressions = {"rows": F.count(F.lit(1)).alias("rows")}
+    for column in contract.required_columns:
+        expressions[f"nulls:{column}"] = _null_count(column)
+    for column in contract.unique_columns:
+        expressions[f"duplicates:{column}"] = _duplicate_count(column)
+    for rule in contract.rules:
+        if rule.metric == "nullValues":
+            expressions[_metric_alias(rule)] = _null_count(rule.column)
+        elif rule.metric == "duplicateValues":
+            expressions[_metric_alias(rule)] = _duplicate_count(rule.column)
+    row = candidate.agg(*expressions.values()).first()
+    return {name: row[name] for name in expressions}
+
+
+def _sql_value(candidate: DataFrame, query: str, view: str) -> float | None:
+    row = candidate.sparkSession.sql(_PLACEHOLDER.sub(view, query)).first()
+    return None if row is None else row[0]
+
+
+@dataclass(frozen=True)
+class Audit:
+    checks: list[CheckResult]
+    rows: int | None
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{check.name}: {check.detail}" for check in self.checks if not check.passed]
+
+
+def audit(candidate: DataFrame, contract: OutputContract, view: str) -> Audit:
+    """Every contract check on `candidate`; `view` is the temp view SQL rules query."""
+    differences = schema_differences(candidate.schema, contract.spark_schema)
+    results = [
+        CheckResult(
+            name="schema matches the contract",
+            passed=not differences,
+            detail="; ".join(differences) or f"{len(contract.spark_schema.names)} columns",
+        )
+    ]
+    if differences:
+        return Audit(checks=results, rows=None)
+
+    metrics = _column_metrics(candidate, contract)
+    results.extend(
+        CheckResult(f"{column} is not NULL", metrics[f"nulls:{column}"] == 0, f"{metrics[f'nulls:{column}']} NULL values")
+        for column in contract.required_columns
+    )
+    results.extend(
+        CheckResult(f"{column} is unique", metrics[f"duplicates:{column}"] == 0, f"{metrics[f'duplicates:{column}']} duplicates")
+        for column in contract.unique_columns
+    )
+    candidate.createOrReplaceTempView(view)
+    for rule in contract.rules:
+        value = metrics[_metric_alias(rule)] if rule.query is None else _sql_value(candidate, rule.query, view)
+        passed = value is not None and rule.accepts(value)
+        results.append(CheckResult(rule.name, passed, f"measured {value}, expected {rule.describe_threshold()}"))
+    for result in results:
+        logger.info("audit %s: %s (%s)", "passed" if result.passed else "FAILED", result.name, result.detail)
+    return Audit(checks=results, rows=int(metrics["rows"]))

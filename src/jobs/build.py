@@ -1,0 +1,157 @@
+"""The build job: input ports -> staging -> intermediate -> output port, guarded by the contract.
+
+Order of events, each step only after the previous one succeeded:
+1. read the contract and derive the output schema from it;
+2. read and check every input table (missing tables or columns stop the run here);
+3. build the candidate and write it to a staging location;
+4. audit the staged candidate against the contract;
+5. publish it in one atomic step.
+Whatever fails, the published output stays exactly as it was, and a run report
+says what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from customer_activity.jobs import io
+from customer_activity.jobs.audit import audit
+from customer_activity.jobs.contract import OutputContract, load_contract
+from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError, ContractViolation, CustomerActivityError
+from customer_activity.jobs.report import RunReport, TableReport
+from customer_activity.transforms import input_ports, output_ports
+from customer_activity.transforms.staging import STAGING_MODELS
+
+logger = logging.getLogger(__name__)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """One build: where the inputs are, where the output goes, and for which day."""
+
+    source: io.InputLocation
+    output: io.OutputLocation
+    as_of: date = field(default_factory=lambda: _utc_now().date())
+    contract_path: Path | None = None
+    started_at: datetime = field(default_factory=_utc_now)
+    run_id: str = field(default_factory=lambda: f"{_utc_now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}")
+
+    def __post_init__(self) -> None:
+        if self.started_at.tzinfo is None:
+            raise ConfigurationError("started_at must be timezone-aware (UTC)")
+        if self.source.directory is not None and self.output.directory is not None:
+            io.check_output_outside_input(self.source.directory, self.output.directory)
+
+
+@dataclass
+class _Observed:
+    """The observations attached to one input table and its staging model."""
+
+    raw: Observation
+    staged: Observation
+
+    def report(self) -> TableReport:
+        raw, staged = self.raw.get, self.staged.get
+        with_keys = raw["rows"] - raw["null_key_rows"]
+        return TableReport(
+            rows=raw["rows"],
+            null_key_rows_dropped=raw["null_key_rows"],
+            superseded_versions_removed=with_keys - staged["rows"],
+            unparseable_timestamp_rows=raw["unparseable_timestamp_rows"],
+            rows_after_staging=staged["rows"],
+        )
+
+
+def stage_with_observations(raw: dict[str, DataFrame]) -> tuple[dict[str, DataFrame], dict[str, _Observed]]:
+    """Staging models over the raw tables, counting what staging drops as it runs.
+
+    The counts ride along with the build's own scan (`DataFrame.observe`) instead of
+    costing a second pass over the inputs.
+    """
+    staged: dict[str, DataFrame] = {}
+    observed: dict[str, _Observed] = {}
+    for table, frame in raw.items():
+        port = input_ports.INPUT_PORTS[table]
+        watch = _Observed(raw=Observation(f"{table}_input"), staged=Observation(f"{table}_staged"))
+        observed_raw = frame.observe(watch.raw, *input_ports.quality_metrics(frame, port))
+        staged[table] = STAGING_MODELS[table](observed_raw).observe(watch.staged, F.count(F.lit(1)).alias("rows"))
+        observed[table] = watch
+    return staged, observed
+
+
+def build_candidate(staged: dict[str, DataFrame], config: BuildConfig, contract: OutputContract) -> DataFrame:
+    try:
+        return output_ports.customer_activity(staged, config.as_of, config.started_at, contract.spark_schema)
+    except output_ports.ContractColumnsMissing as error:
+        raise ContractDefinitionError(f"{contract.path}: {error}") from error
+
+
+@contextmanager
+def _timed(report: RunReport, step: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        report.durations_seconds[step] = round(time.perf_counter() - started, 3)
+
+
+def run_build(spark: SparkSession, config: BuildConfig) -> RunReport:
+    """Build, audit and publish the output port; raises a CustomerActivityError on failure."""
+    run_id = config.run_id
+    report = RunReport(
+        run_id=run_id,
+        as_of=config.as_of.isoformat(),
+        updated_at=config.started_at.isoformat(),
+        contract_id="",
+        contract_version="",
+        output=config.output.published,
+        table_format=config.output.table_format,
+    )
+    staged_written = False
+    try:
+        with _timed(report, "load_contract"):
+            contract = load_contract(config.contract_path)
+        report.contract_id, report.contract_version = contract.id, contract.version
+        with _timed(report, "read_inputs"):
+            raw = io.read_input_ports(spark, config.source)
+        staged, observed = stage_with_observations(raw)
+        candidate = build_candidate(staged, config, contract)
+        with _timed(report, "build_and_stage"):
+            staged_written = True
+            staged_output = io.write_staged(candidate, config.output, run_id)
+        report.inputs = {table: watch.report() for table, watch in observed.items()}
+        with _timed(report, "audit"):
+            result = audit(staged_output, contract, view=f"customer_activity_candidate_{uuid.uuid4().hex[:12]}")
+        report.checks, report.output_rows = result.checks, result.rows
+        if result.failures:
+            raise ContractViolation(result.failures)
+        with _timed(report, "publish"):
+            io.publish(staged_output, config.output, run_id)
+        report.status = "succeeded"
+        return report
+    except CustomerActivityError as error:
+        report.status, report.error = "failed", str(error)
+        raise
+    except Exception as error:
+        report.status, report.error = "failed", f"internal error: {type(error).__name__}: {error}"
+        raise
+    finally:
+        if staged_written:
+            io.discard_staged(config.output, run_id, spark)
+        if config.output.report_path is not None:
+            report.write(config.output.report_path)
+

@@ -1,0 +1,233 @@
+"""All reading and writing of the product: the Spark session, input ports, output port.
+
+Publishing is all-or-nothing. The candidate output is first written to a staging
+location and audited there; only an audited candidate replaces the published output:
+- a Parquet directory is swapped in by atomically repointing the `customer_activity`
+  symlink to the new version (readers see the old or the new version, never a mix);
+- a Delta table (a path locally, a Unity Catalog table on Databricks) is overwritten
+  in one Delta transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+from customer_activity.jobs.errors import ConfigurationError, InputError
+from customer_activity.transforms.input_ports import INPUT_PORTS, schema_problems
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_TABLE = "customer_activity"
+REPORT_FILE = "customer_activity_run_report.json"
+TABLE_FORMATS = ("parquet", "delta")
+_VERSIONS = f".{OUTPUT_TABLE}.versions"
+_STAGING = f".{OUTPUT_TABLE}.staging"
+
+_LOCAL_SESSION_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    # A laptop run handles thousands of rows, not billions: Spark's default of 200
+    # shuffle partitions would mean 200 tiny tasks per stage.
+    "spark.sql.shuffle.partitions": "8",
+    "spark.log.level": "WARN",
+}
+_DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def create_spark_session(table_format: str = "parquet", remote: str | None = None) -> SparkSession:
+    """The job's session: Databricks' own, a Spark Connect one, or embedded local Spark.
+
+    Every session works in UTC: timestamps without an offset are UTC instants.
+    """
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        spark = SparkSession.builder.getOrCreate()
+    elif remote or os.environ.get("SPARK_REMOTE"):
+        builder = SparkSession.builder
+        spark = (builder.remote(remote) if remote else builder).getOrCreate()
+    else:
+        spark = _local_session(table_format)
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    return spark
+
+
+def _local_session(table_format: str) -> SparkSession:
+    builder = SparkSession.builder.master("local[*]").appName("customer-activity")
+    for key, value in _LOCAL_SESSION_CONF.items():
+        builder = builder.config(key, value)
+    if table_format != "delta":
+        return builder.getOrCreate()
+    from delta import configure_spark_with_delta_pip
+
+    for key, value in _DELTA_CONF.items():
+        builder = builder.config(key, value)
+    try:
+        return configure_spark_with_delta_pip(builder).getOrCreate()
+    except Exception as error:
+        raise ConfigurationError(
+            "--table-format delta needs Delta Lake's jars, and Spark could not load them "
+            f"({str(error).splitlines()[0]}). Use --table-format parquet where the Maven "
+            "repository cannot be reached, or provide the jars with spark.jars."
+        ) from error
+
+
+@dataclass(frozen=True)
+class InputLocation:
+    """Where the raw tables live: a directory of Parquet datasets or a catalog schema."""
+
+    directory: Path | None = None
+    schema: str | None = None
+
+    def describe(self, table: str) -> str:
+        return str(self.directory / table) if self.directory else f"{self.schema}.{table}"
+
+
+def read_input_ports(spark: SparkSession, location: InputLocation) -> dict[str, DataFrame]:
+    """Every raw table, checked before any work: present, readable, usable columns.
+
+    All problems are collected so that one run reports everything that is wrong.
+    """
+    tables: dict[str, DataFrame] = {}
+    problems: list[str] = []
+    for table, port in INPUT_PORTS.items():
+        try:
+            frame = _read_table(spark, location, table)
+        except InputError as error:
+            problems.append(str(error))
+            continue
+        problems.extend(schema_problems(frame.schema, port))
+        tables[table] = frame
+    if problems:
+        raise InputError("the input tables cannot be used:\n" + "\n".join(f"  - {p}" for p in problems))
+    logger.info("read %d input tables from %s", len(tables), location.directory or location.schema)
+    return tables
+
+
+def _read_table(spark: SparkSession, location: InputLocation, table: str) -> DataFrame:
+    where = location.describe(table)
+    if location.directory is not None:
+        path = location.directory / table
+        if not path.exists():
+            raise InputError(f"{table}: {path} does not exist")
+        try:
+            return spark.read.parquet(str(path))
+        except Exception as error:
+            raise InputError(f"{table}: {path} is not a readable Parquet dataset ({_first_line(error)})") from error
+    try:
+        return spark.read.table(where)
+    except Exception as error:
+        raise InputError(f"{table}: table {where} cannot be read ({_first_line(error)})") from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@dataclass(frozen=True)
+class OutputLocation:
+    """Where the output port is published: a local directory or a Unity Catalog table."""
+
+    directory: Path | None = None
+    table: str | None = None
+    table_format: str = "parquet"
+
+    def __post_init__(self) -> None:
+        if (self.directory is None) == (self.table is None):
+            raise ConfigurationError("an output needs exactly one of a directory or a table name")
+        if self.table_format not in TABLE_FORMATS:
+            raise ConfigurationError(f"table format {self.table_format!r} is not one of {', '.join(TABLE_FORMATS)}")
+        if self.table is not None and self.table_format != "delta":
+            raise ConfigurationError("a catalog table is always published as Delta")
+
+    @property
+    def published(self) -> str:
+        return str(self.directory / OUTPUT_TABLE) if self.directory else str(self.table)
+
+    @property
+    def report_path(self) -> Path | None:
+        return self.directory / REPORT_FILE if self.directory else None
+
+    def staging(self, run_id: str) -> str:
+        if self.directory is not None:
+            return str(self.directory / _STAGING / run_id)
+        return f"{self.table}__staging_{run_id}"
+
+
+def check_output_outside_input(source: Path, output: Path) -> None:
+    """Publishing into the source directory could overwrite or shadow raw tables."""
+    source, output = source.resolve(), output.resolve()
+    if output == source or source in output.parents:
+        raise ConfigurationError(f"the output directory {output} must not be inside the source directory {source}")
+
+
+def write_staged(candidate: DataFrame, output: OutputLocation, run_id: str) -> DataFrame:
+    """Write the candidate where no reader looks, and return it read back from there.
+
+    Locally the staged copy is Parquet whatever the published format: it is the very
+    directory a Parquet publish swaps in, and a Delta publish copies it in one commit.
+    """
+    location = output.staging(run_id)
+    writer = candidate.write.mode("errorifexists")
+    if output.directory is not None:
+        writer.parquet(location)
+        return candidate.sparkSession.read.parquet(location)
+    writer.format("delta").saveAsTable(location)
+    return candidate.sparkSession.read.table(location)
+
+
+def publish(staged: DataFrame, output: OutputLocation, run_id: str) -> None:
+    """Replace the published output with the audited, staged candidate in one step."""
+    if output.table_format == "parquet":
+        _swap_in_parquet_version(Path(output.staging(run_id)), output.directory, run_id)
+    else:
+        writer = staged.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        if output.directory is not None:
+            writer.save(output.published)
+        else:
+            writer.saveAsTable(output.published)
+    logger.info("published %s", output.published)
+
+
+def discard_staged(output: OutputLocation, run_id: str, spark: SparkSession) -> None:
+    """Remove the staged candidate, published or not; the staging area is never read."""
+    if output.directory is not None:
+        shutil.rmtree(output.directory / _STAGING / run_id, ignore_errors=True)
+    else:
+        spark.sql(f"DROP TABLE IF EXISTS {output.staging(run_id)}")
+
+
+def _swap_in_parquet_version(staged: Path, directory: Path, run_id: str) -> None:
+    published = directory / OUTPUT_TABLE
+    versions = directory / _VERSIONS
+    versions.mkdir(parents=True, exist_ok=True)
+    if published.exists() and not published.is_symlink():
+        if (published / "_delta_log").exists():
+            raise ConfigurationError(f"{published} holds a Delta table; publish it with --table-format delta")
+        # An output from before versioned publishing: adopt it as a version once.
+        published.rename(versions / "adopted")
+        previous = "adopted"
+    else:
+        previous = Path(os.readlink(published)).name if published.is_symlink() else None
+    staged.rename(versions / run_id)
+    link = directory / f".{OUTPUT_TABLE}.{run_id}.link"
+    link.symlink_to(Path(_VERSIONS) / run_id, target_is_directory=True)
+    os.replace(link, published)
+    for old in versions.iterdir():
+        if old.name not in (run_id, previous):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def read_published(spark: SparkSession, output: OutputLocation) -> DataFrame:
+    if output.directory is not None:
+        return spark.read.format(output.table_format).load(output.published)
+    return spark.read.table(output.published)

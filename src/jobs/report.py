@@ -1,0 +1,48 @@
+"""The run report: what a build read, dropped, repaired, checked and wrote."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from customer_activity.jobs.audit import CheckResult
+
+
+@dataclass
+class TableReport:
+    rows: int = 0
+    null_key_rows_dropped: int = 0
+    superseded_versions_removed: int = 0
+    unparseable_timestamp_rows: int = 0
+    rows_after_staging: int = 0
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    as_of: str
+    updated_at: str
+    contract_id: str
+    contract_version: str
+    output: str
+    table_format: str
+    status: str = "running"
+    inputs: dict[str, TableReport] = field(default_factory=dict)
+    output_rows: int | None = None
+    checks: list[CheckResult] = field(default_factory=list)
+    durations_seconds: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def checks_passed(self) -> int:
+        return sum(1 for check in self.checks if check.passed)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        temporary.replace(path)
