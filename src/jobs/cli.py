@@ -183,3 +183,7 @@ def summary(report: RunReport, report_path: Path | None) -> str:
 
 
 _COMMANDS = {"run": _run, "build": _build, "generate": _generate, "test-contract": _test_contract}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -177,7 +177,7 @@ def write_staged(candidate: DataFrame, output: OutputLocation, run_id: str) -> D
     directory a Parquet publish swaps in, and a Delta publish copies it in one commit.
     """
     location = output.staging(run_id)
-    writer = candidate.write.mode("errorifexists")
+    writer = candidate.write.mode("error")
     if output.directory is not None:
         writer.parquet(location)
         return candidate.sparkSession.read.parquet(location)

@@ -1,0 +1,133 @@
+"""End to end: `customer-activity build` on generated raw tables, as a user runs it."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import reference
+from customer_activity.jobs.cli import main
+from customer_activity.jobs.errors import EXIT_INPUT_ERROR, EXIT_OK
+from local_run import AS_OF, fingerprint, run_report
+
+pytestmark = pytest.mark.e2e
+
+VERSIONED = ("organization", "organization_member", "data_product", "asset", "output_port", "data_contract")
+
+
+def build(source: Path, output: Path, *extra: str) -> int:
+    return main(["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), *extra])
+
+
+def as_utc(value: object) -> object:
+    """Timestamps as naive UTC: Parquet readers differ in whether they attach a zone."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def test_build_produces_exactly_the_rows_the_specification_defines(sample_source, published_output):
+    """Compared with an independent plain-Python reading of SPEC, row by row."""
+    published = pq.read_table(published_output / "customer_activity").to_pylist()
+    expected = reference.customer_activity(sample_source, AS_OF)
+
+    assert Counter(row["organization_id"] for row in published) == Counter(expected.keys())
+    for row in published:
+        updated_at = row.pop("updated_at")
+        assert updated_at is not None
+        assert {k: as_utc(v) for k, v in row.items()} == {
+            k: as_utc(v) for k, v in expected[row["organization_id"]].items()
+        }
+
+
+def test_every_output_row_carries_the_runs_start_as_updated_at(published_output):
+    report = run_report(published_output)
+    started = datetime.fromisoformat(report["updated_at"])
+    values = set(pq.read_table(published_output / "customer_activity", columns=["updated_at"]).column(0).to_pylist())
+    assert {as_utc(v) for v in values} == {as_utc(started)}
+
+
+def test_run_report_counts_what_staging_dropped_per_table(sample_source, published_output):
+    report = run_report(published_output)
+    assert report["status"] == "succeeded"
+    assert report["as_of"] == AS_OF.isoformat()
+    for table in VERSIONED:
+        key = reference.KEYS[table]
+        keys = [row[key] for row in pq.read_table(sample_source / table).to_pylist()]
+        counted = report["inputs"][table]
+        assert counted["rows"] == len(keys)
+        assert counted["null_key_rows_dropped"] == keys.count(None)
+        assert counted["rows_after_staging"] == len(set(keys) - {None})
+        assert counted["superseded_versions_removed"] == len(keys) - keys.count(None) - len(set(keys) - {None})
+    assert report["inputs"]["test_result"]["superseded_versions_removed"] == 0
+    assert report["output_rows"] == pq.read_table(published_output / "customer_activity").num_rows
+
+
+def test_run_report_counts_unparseable_timestamps(sample_source, published_output):
+    rows = pq.read_table(sample_source / "organization").to_pylist()
+    malformed = sum(1 for row in rows if row["created_at"] is not None and reference._timestamp(row["created_at"]) is None)
+    assert malformed > 0, "the sample is meant to contain malformed timestamps"
+    assert run_report(published_output)["inputs"]["organization"]["unparseable_timestamp_rows"] == malformed
+
+
+def test_run_report_lists_every_pre_publish_check_as_passed(published_output):
+    checks = run_report(published_output)["checks"]
+    assert checks and all(check["passed"] for check in checks)
+    assert {"schema matches the contract", "organization_id is unique", "organization_id is not NULL"} <= {
+        check["name"] for check in checks
+    }
+
+
+def test_a_second_build_replaces_the_output_and_keeps_no_staging_leftovers(sample_source, tmp_path):
+    assert build(sample_source, tmp_path) == EXIT_OK
+    first = fingerprint(tmp_path)
+    assert build(sample_source, tmp_path) == EXIT_OK
+    assert fingerprint(tmp_path)["<resolves to>"] != first["<resolves to>"]
+    assert not list((tmp_path / ".customer_activity.staging").glob("*"))
+    # The current and the previous version are kept; older ones are removed.
+    assert build(sample_source, tmp_path) == EXIT_OK
+    assert len(list((tmp_path / ".customer_activity.versions").iterdir())) == 2
+
+
+def test_missing_input_table_fails_with_its_name_and_publishes_nothing(sample_source, tmp_path, capsys):
+    source = tmp_path / "raw"
+    shutil.copytree(sample_source, source)
+    shutil.rmtree(source / "asset")
+
+    assert build(source, tmp_path / "out") == EXIT_INPUT_ERROR
+
+    assert f"asset: {source / 'asset'} does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "customer_activity").exists()
+    assert run_report(tmp_path / "out")["status"] == "failed"
+
+
+def test_input_errors_are_all_reported_at_once_and_the_previous_output_stays(sample_source, published_output, tmp_path, capsys):
+    source = tmp_path / "raw"
+    shutil.copytree(sample_source, source)
+    shutil.rmtree(source / "data_contract")
+    organization = pq.read_table(source / "organization").drop(["vanity_url"])
+    shutil.rmtree(source / "organization")
+    (source / "organization").mkdir()
+    pq.write_table(organization, source / "organization" / "part-0.parquet")
+    output = tmp_path / "out"
+    shutil.copytree(published_output, output, symlinks=True)
+    before = fingerprint(output)
+
+    assert build(source, output) == EXIT_INPUT_ERROR
+
+    error = capsys.readouterr().err
+    assert "organization.vanity_url: required column is missing" in error
+    assert "data_contract:" in error
+    assert "Traceback" not in error
+    assert fingerprint(output) == before
+
+
+def test_output_directory_inside_the_source_is_refused(sample_source, capsys):
+    assert build(sample_source, sample_source / "out") == 2
+    assert "must not be inside the source directory" in capsys.readouterr().err
+    assert not (sample_source / "out").exists()

@@ -1,0 +1,24 @@
+"""Local builds as the job tests use them: one as-of date, and how to inspect the output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from pathlib import Path
+
+AS_OF = date(2026, 11, 20)
+
+
+def fingerprint(output_dir: Path) -> dict[str, str]:
+    """Every file a reader of `<output_dir>/customer_activity` sees, with its content hash."""
+    published = (output_dir / "customer_activity").resolve()
+    return {
+        str(path.relative_to(published)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(published.rglob("*"))
+        if path.is_file()
+    } | {"<resolves to>": str(published)}
+
+
+def run_report(output_dir: Path) -> dict[str, object]:
+    return json.loads((output_dir / "customer_activity_run_report.json").read_text())
