@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +16,6 @@ SHARED_SCHEMAS = REPOSITORY.parent / "shared" / "schemas"
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
-    # Local mode needs no network; binding to loopback avoids a hostname warning.
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     session = io.create_spark_session()
     # Test frames hold a handful of rows: fewer partitions, fewer tiny tasks.
     session.conf.set("spark.sql.shuffle.partitions", "2")

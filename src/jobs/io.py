@@ -61,6 +61,9 @@ def create_spark_session(table_format: str = "parquet", remote: str | None = Non
 
 
 def _local_session(table_format: str) -> SparkSession:
+    # Embedded Spark talks only to itself: binding to loopback needs no network and
+    # avoids guessing (and warning about) the machine's external address.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master("local[*]").appName("customer-activity")
     for key, value in _LOCAL_SESSION_CONF.items():
         builder = builder.config(key, value)
@@ -188,7 +191,7 @@ def write_staged(candidate: DataFrame, output: OutputLocation, run_id: str) -> D
 def publish(staged: DataFrame, output: OutputLocation, run_id: str) -> None:
     """Replace the published output with the audited, staged candidate in one step."""
     if output.table_format == "parquet":
-        _swap_in_parquet_version(Path(output.staging(run_id)), output.directory, run_id)
+        swap_in_parquet_version(output, run_id)
     else:
         writer = staged.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
         if output.directory is not None:
@@ -206,7 +209,14 @@ def discard_staged(output: OutputLocation, run_id: str, spark: SparkSession) -> 
         spark.sql(f"DROP TABLE IF EXISTS {output.staging(run_id)}")
 
 
-def _swap_in_parquet_version(staged: Path, directory: Path, run_id: str) -> None:
+def swap_in_parquet_version(output: OutputLocation, run_id: str) -> None:
+    """Make the staged Parquet candidate of `run_id` the published local output.
+
+    Keeps the version it replaces, so that a reader still holding it can finish.
+    """
+    if output.directory is None:
+        raise ConfigurationError("only a local output directory holds Parquet versions")
+    directory, staged = output.directory, Path(output.staging(run_id))
     published = directory / OUTPUT_TABLE
     versions = directory / _VERSIONS
     versions.mkdir(parents=True, exist_ok=True)
