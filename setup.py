@@ -1,0 +1,32 @@
+"""Ships the data contract inside the wheel.
+
+The contract lives in the top-level `datacontracts/` folder, outside the package, so
+that it reads as the product's specification. The job reads it at run time, also on
+Databricks where only the wheel is installed: the build copies it into
+`customer_activity/datacontracts/`. All other metadata is in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+CONTRACTS = Path(__file__).resolve().parent / "datacontracts"
+
+
+class BuildWithContracts(build_py):
+    def run(self) -> None:
+        super().run()
+        if self.editable_mode:
+            # An editable install reads the repository's own datacontracts/ folder.
+            return
+        target = Path(self.build_lib, "customer_activity", "datacontracts")
+        target.mkdir(parents=True, exist_ok=True)
+        for contract in sorted(CONTRACTS.glob("*.odcs.yaml")):
+            shutil.copyfile(contract, target / contract.name)
+
+
+setup(cmdclass={"build_py": BuildWithContracts})
