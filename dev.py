@@ -67,7 +67,7 @@ def ensure_environment() -> None:
     subprocess.run([python, "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}"], check=True)
     subprocess.run(
         [str(BIN / "uv"), "pip", "install", "--quiet", "--python", python,
-         "--constraint", str(CONSTRAINTS), "--editable", f"{ROOT}[dev]"],
+         "--constraint", str(CONSTRAINTS), "--editable", f"{ROOT}[local,dev]"],
         check=True,
     )
     STAMP.write_text(wanted)

@@ -140,7 +140,7 @@ def run_build(spark: SparkSession, config: BuildConfig) -> RunReport:
         if result.failures:
             raise ContractViolation(result.failures)
         with _timed(report, "publish"):
-            io.publish(staged_output, config.output, run_id)
+            io.publish(staged_output, config.output, run_id, contract)
         report.status = "succeeded"
         return report
     except CustomerActivityError as error:

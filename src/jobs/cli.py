@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from datacontract.model.run import Run
 from pyspark.sql import SparkSession
 
-from customer_activity.jobs import contract_test, io, sample_data
+from customer_activity.jobs import contract_test, io, sample_data, secrets
 from customer_activity.jobs.build import BuildConfig, run_build
+from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.errors import (
     EXIT_CONTRACT_VIOLATION,
     EXIT_INTERNAL_ERROR,
@@ -62,11 +65,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=42, help="seed of the sample (default: %(default)s)")
     run.add_argument("--as-of", type=_as_of, default=None, help="as-of date D, YYYY-MM-DD (default: today in UTC)")
 
-    build = commands.add_parser("build", help="build and publish the output port from raw Parquet tables")
-    build.add_argument("--source-dir", type=Path, required=True, help="directory with one Parquet dataset per raw table")
-    build.add_argument("--output-dir", type=Path, required=True, help="the output port goes to <output-dir>/customer_activity")
-    build.add_argument("--as-of", type=_as_of, default=None, help="as-of date D, YYYY-MM-DD (default: today in UTC)")
-    build.add_argument("--table-format", choices=io.TABLE_FORMATS, default="parquet", help="default: %(default)s")
+    build = commands.add_parser(
+        "build",
+        help="build and publish the output port, from Parquet directories or from Unity Catalog",
+        description="Inputs and output are either directories (--source-dir, --output-dir) or, on "
+        "Databricks, schemas of one catalog (--catalog, --source-schema, --output-schema).",
+    )
+    build.add_argument("--source-dir", type=Path, help="directory with one Parquet dataset per raw table")
+    build.add_argument("--output-dir", type=Path, help="the output port goes to <output-dir>/customer_activity")
+    _catalog_arguments(build, source=True)
+    build.add_argument("--as-of", type=_as_of_or_today, default=None, help="as-of date D, YYYY-MM-DD (default: today in UTC)")
+    build.add_argument("--table-format", choices=io.TABLE_FORMATS, default=None, help="parquet (default for directories) or delta (always in a catalog)")
     build.add_argument("--contract", type=Path, default=None, help="ODCS contract (default: the product's own)")
 
     generate = commands.add_parser("generate", help="write a deterministic sample of the seven raw tables")
@@ -75,11 +84,56 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=42)
     generate.add_argument("--as-of", type=_as_of, default=None)
 
-    test = commands.add_parser("test-contract", help="test a published local output with datacontract-cli")
-    test.add_argument("--output-dir", type=Path, required=True)
+    test = commands.add_parser(
+        "test-contract",
+        help="test a published output with datacontract-cli, optionally publishing the results",
+        description="Tests a local output (--output-dir, server 'local') or the catalog table "
+        "(--catalog, --output-schema, server 'production'). Results are published to Entropy Data "
+        "when an API key is configured: ENTROPY_DATA_API_KEY, or --secret-scope on Databricks.",
+    )
+    test.add_argument("--output-dir", type=Path)
+    _catalog_arguments(test, source=False)
+    test.add_argument("--server", default=None, help="contract server to test (default: local or production)")
     test.add_argument("--table-format", choices=io.TABLE_FORMATS, default="parquet")
     test.add_argument("--contract", type=Path, default=None)
+    test.add_argument("--secret-scope", default=None, help="Databricks secret scope holding the marketplace API key")
+    test.add_argument("--secret-key", default="entropy-data-api-key", help="key of the API key in that scope (default: %(default)s)")
+    test.add_argument("--entropy-data-host", default=None, help="marketplace API base URL (default: ENTROPY_DATA_HOST, else Entropy Data's)")
     return parser
+
+
+def _as_of_or_today(text: str) -> date | None:
+    """Like --as-of, but empty means today: a job parameter may be passed on empty."""
+    return _as_of(text) if text.strip() else None
+
+
+def _catalog_arguments(parser: argparse.ArgumentParser, source: bool) -> None:
+    parser.add_argument("--catalog", help="Unity Catalog catalog of the input and output schemas")
+    if source:
+        parser.add_argument("--source-schema", help="schema of the raw input tables")
+    parser.add_argument("--output-schema", help="schema of the output table customer_activity")
+
+
+def _output(args: argparse.Namespace, default_format: str) -> io.OutputLocation:
+    if args.output_dir is not None:
+        if args.catalog or args.output_schema:
+            raise ConfigurationError("give either --output-dir or --catalog with --output-schema, not both")
+        return io.OutputLocation(directory=args.output_dir, table_format=args.table_format or default_format)
+    if not (args.catalog and args.output_schema):
+        raise ConfigurationError("give --output-dir, or --catalog and --output-schema")
+    if args.table_format not in (None, "delta"):
+        raise ConfigurationError("a catalog table is always Delta; leave out --table-format")
+    return io.OutputLocation(table=TableName(args.catalog, args.output_schema, io.OUTPUT_TABLE), table_format="delta")
+
+
+def _source(args: argparse.Namespace) -> io.InputLocation:
+    if args.source_dir is not None:
+        if args.source_schema:
+            raise ConfigurationError("give either --source-dir or --source-schema, not both")
+        return io.InputLocation(directory=args.source_dir)
+    if not (args.catalog and args.source_schema):
+        raise ConfigurationError("give --source-dir, or --catalog and --source-schema")
+    return io.InputLocation(catalog=args.catalog, schema=args.source_schema)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,13 +165,14 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    output = _output(args, default_format="parquet")
     config = BuildConfig(
-        source=io.InputLocation(directory=args.source_dir),
-        output=io.OutputLocation(directory=args.output_dir, table_format=args.table_format),
+        source=_source(args),
+        output=output,
         as_of=args.as_of or _today(),
         contract_path=args.contract,
     )
-    spark = io.create_spark_session(args.table_format)
+    spark = io.create_spark_session(output.table_format)
     report = run_build(spark, config)
     print(summary(report, config.output.report_path))
     return EXIT_OK
@@ -143,11 +198,45 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _test_contract(args: argparse.Namespace) -> int:
-    output = io.OutputLocation(directory=args.output_dir, table_format=args.table_format)
-    if not Path(output.published).exists():
+    output = _output(args, default_format="parquet")
+    if output.directory is not None and not Path(output.published).exists():
         raise ConfigurationError(f"nothing is published at {output.published}")
-    spark = io.create_spark_session(args.table_format)
-    return EXIT_OK if _contract_test(spark, output, args.contract) else EXIT_CONTRACT_VIOLATION
+    results = _results_target(args)
+    spark = io.create_spark_session(output.table_format)
+    if output.table is None:
+        run = contract_test.verify_dataframe(spark, io.read_published(spark, output), args.contract, results)
+        server = contract_test.LOCAL_SERVER
+    else:
+        server = args.server or contract_test.PRODUCTION_SERVER
+        location = (output.table.catalog, output.table.schema)
+        run = contract_test.verify_server(spark, server, args.contract, location, results)
+    print(f"Contract test of {output.published} (datacontract-cli, server '{server}'):")
+    contract_test.print_run(run)
+    _report_publication(run, results)
+    return EXIT_OK if run.has_passed() else EXIT_CONTRACT_VIOLATION
+
+
+def _results_target(args: argparse.Namespace) -> contract_test.ResultsTarget | None:
+    """Where to publish test results, if an API key is configured at all."""
+    api_key = secrets.api_key_from_environment()
+    if api_key is None and args.secret_scope:
+        api_key = secrets.api_key_from_databricks(args.secret_scope, args.secret_key)
+    if api_key is None:
+        return None
+    host = args.entropy_data_host or os.environ.get("ENTROPY_DATA_HOST") or None
+    return contract_test.ResultsTarget(host=host, api_key=api_key)
+
+
+def _report_publication(run: Run, results: contract_test.ResultsTarget | None) -> None:
+    """Say what happened to the results; a failed publication never changes the verdict."""
+    if results is None:
+        print("Test results not published: no marketplace API key is configured.")
+    elif run.publish_succeeded:
+        print("Test results published to the marketplace.")
+    else:
+        reasons = [log.message for log in run.logs or [] if log.level == "ERROR" and "publish" in log.message.lower()]
+        detail = secrets.redact("; ".join(reasons) or "see the log above", results.api_key)
+        print(f"Test results could NOT be published to the marketplace: {detail}", file=sys.stderr)
 
 
 def _contract_test(spark: SparkSession, output: io.OutputLocation, contract: Path | None, full: bool = True) -> bool:

@@ -10,6 +10,7 @@ location and audited there; only an audited candidate replaces the published out
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -18,7 +19,11 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from customer_activity.jobs.errors import ConfigurationError, InputError
+from customer_activity.jobs import catalog
+from customer_activity.jobs.audit import schema_differences
+from customer_activity.jobs.catalog import TableName
+from customer_activity.jobs.contract import OutputContract
+from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError, InputError
 from customer_activity.transforms.input_ports import INPUT_PORTS, schema_problems
 
 logger = logging.getLogger(__name__)
@@ -85,13 +90,27 @@ def _local_session(table_format: str) -> SparkSession:
 
 @dataclass(frozen=True)
 class InputLocation:
-    """Where the raw tables live: a directory of Parquet datasets or a catalog schema."""
+    """Where the raw tables live: a directory of Parquet datasets, or a catalog schema."""
 
     directory: Path | None = None
+    catalog: str | None = None
     schema: str | None = None
 
+    def __post_init__(self) -> None:
+        in_catalog = self.catalog is not None or self.schema is not None
+        if (self.directory is None) == (not in_catalog):
+            raise ConfigurationError("inputs need either a source directory or a catalog and a source schema")
+        if in_catalog:
+            if not self.catalog or not self.schema:
+                raise ConfigurationError("inputs in a catalog need both the catalog and the source schema")
+            catalog.identifier("catalog", self.catalog)
+            catalog.identifier("source schema", self.schema)
+
+    def table(self, name: str) -> TableName:
+        return TableName(str(self.catalog), str(self.schema), name)
+
     def describe(self, table: str) -> str:
-        return str(self.directory / table) if self.directory else f"{self.schema}.{table}"
+        return str(self.directory / table) if self.directory else str(self.table(table))
 
 
 def read_input_ports(spark: SparkSession, location: InputLocation) -> dict[str, DataFrame]:
@@ -111,7 +130,7 @@ def read_input_ports(spark: SparkSession, location: InputLocation) -> dict[str, 
         tables[table] = frame
     if problems:
         raise InputError("the input tables cannot be used:\n" + "\n".join(f"  - {p}" for p in problems))
-    logger.info("read %d input tables from %s", len(tables), location.directory or location.schema)
+    logger.info("read %d input tables from %s", len(tables), location.describe("*"))
     return tables
 
 
@@ -126,7 +145,7 @@ def _read_table(spark: SparkSession, location: InputLocation, table: str) -> Dat
         except Exception as error:
             raise InputError(f"{table}: {path} is not a readable Parquet dataset ({_first_line(error)})") from error
     try:
-        return spark.read.table(where)
+        return spark.read.table(location.table(table).quoted)
     except Exception as error:
         raise InputError(f"{table}: table {where} cannot be read ({_first_line(error)})") from error
 
@@ -141,7 +160,7 @@ class OutputLocation:
     """Where the output port is published: a local directory or a Unity Catalog table."""
 
     directory: Path | None = None
-    table: str | None = None
+    table: TableName | None = None
     table_format: str = "parquet"
 
     def __post_init__(self) -> None:
@@ -163,7 +182,13 @@ class OutputLocation:
     def staging(self, run_id: str) -> str:
         if self.directory is not None:
             return str(self.directory / _STAGING / run_id)
-        return f"{self.table}__staging_{run_id}"
+        return catalog.staging_table(self._catalog_table, run_id).quoted
+
+    @property
+    def _catalog_table(self) -> TableName:
+        if self.table is None:
+            raise ConfigurationError("this output is a directory, not a catalog table")
+        return self.table
 
 
 def check_output_outside_input(source: Path, output: Path) -> None:
@@ -188,23 +213,42 @@ def write_staged(candidate: DataFrame, output: OutputLocation, run_id: str) -> D
     return candidate.sparkSession.read.table(location)
 
 
-def publish(staged: DataFrame, output: OutputLocation, run_id: str) -> None:
+def publish(staged: DataFrame, output: OutputLocation, run_id: str, contract: OutputContract) -> None:
     """Replace the published output with the audited, staged candidate in one step."""
-    if output.table_format == "parquet":
+    if output.table is not None:
+        _publish_catalog_table(staged.sparkSession, output.table, run_id, contract)
+    elif output.table_format == "parquet":
         swap_in_parquet_version(output, run_id)
     else:
-        writer = staged.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-        if output.directory is not None:
-            writer.save(output.published)
-        else:
-            writer.saveAsTable(output.published)
+        staged.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(output.published)
     logger.info("published %s", output.published)
+
+
+def _publish_catalog_table(spark: SparkSession, table: TableName, run_id: str, contract: OutputContract) -> None:
+    """Create the table once, keep its governance in step with the contract, swap its rows.
+
+    The rows are replaced by one INSERT OVERWRITE, a single Delta transaction checked
+    against the table's NOT NULL and CHECK constraints; the statements before it only
+    touch metadata and are idempotent.
+    """
+    spark.sql(catalog.create_table(table, contract))
+    differences = schema_differences(spark.read.table(table.quoted).schema, contract.spark_schema)
+    if differences:
+        raise ContractDefinitionError(
+            f"{table} exists with a schema other than the contract's ({'; '.join(differences)}). "
+            "A changed schema needs a new output table (a new major version of the contract) or a migration."
+        )
+    for statement in catalog.governance(table, contract):
+        spark.sql(statement)
+    spark.sql(catalog.replace_rows(table, catalog.staging_table(table, run_id), contract))
 
 
 def discard_staged(output: OutputLocation, run_id: str, spark: SparkSession) -> None:
     """Remove the staged candidate, published or not; the staging area is never read."""
     if output.directory is not None:
         shutil.rmtree(output.directory / _STAGING / run_id, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (output.directory / _STAGING).rmdir()
     else:
         spark.sql(f"DROP TABLE IF EXISTS {output.staging(run_id)}")
 
@@ -238,6 +282,6 @@ def swap_in_parquet_version(output: OutputLocation, run_id: str) -> None:
 
 
 def read_published(spark: SparkSession, output: OutputLocation) -> DataFrame:
-    if output.directory is not None:
-        return spark.read.format(output.table_format).load(output.published)
-    return spark.read.table(output.published)
+    if output.table is not None:
+        return spark.read.table(output.table.quoted)
+    return spark.read.format(output.table_format).load(output.published)

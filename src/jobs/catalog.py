@@ -1,0 +1,212 @@
+"""Unity Catalog names and the SQL that governs the published table.
+
+Every name that reaches SQL comes through `identifier()` (validated, then quoted) and
+every text through `string_literal()`. Nothing here runs SQL: the functions return
+statements, so that they can be read and tested without a workspace; `io` runs them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pyspark.sql import types as T
+
+from customer_activity.jobs.contract import OutputContract, QualityRule
+from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError
+
+# A subset of what Unity Catalog accepts, chosen so that a name never needs more
+# than backticks: letters, digits and underscores, starting with a letter or an
+# underscore, at most 255 characters (Unity Catalog's limit).
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+# Principals (groups, users, service principals) may hold e-mail addresses,
+# dashes, dots and spaces; they are quoted with backticks, which they may not hold.
+_PRINCIPAL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+\- ]{0,254}")
+# The contract's row rules have this shape: count the rows where a condition holds,
+# must be 0. Such a rule is also a CHECK constraint: the condition must never hold.
+_COUNT_WHERE = re.compile(r"\s*SELECT\s+COUNT\(\*\)\s+FROM\s+\$\{model\}\s+WHERE\s+(?P<condition>.+?)\s*;?\s*", re.I | re.S)
+_CONDITION_WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CONDITION_KEYWORDS = {"and", "or", "not", "is", "null", "between", "true", "false"}
+
+STAGING_PREFIX = "_customer_activity_staging_"
+
+
+def identifier(kind: str, value: str) -> str:
+    """`value` checked as a Unity Catalog name and quoted; `kind` names it in errors."""
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
+        raise ConfigurationError(
+            f"{kind} {value!r} is not a valid name: use letters, digits and underscores, "
+            "starting with a letter or an underscore, at most 255 characters"
+        )
+    return f"`{value}`"
+
+
+def principal(value: str) -> str:
+    if not _PRINCIPAL.fullmatch(value or ""):
+        raise ConfigurationError(f"principal {value!r} is not a valid user, group or service principal name")
+    return f"`{value}`"
+
+
+def string_literal(text: str) -> str:
+    """A SQL string literal; Databricks SQL escapes with backslashes."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@dataclass(frozen=True)
+class TableName:
+    """A three-part Unity Catalog table name, validated when it is made."""
+
+    catalog: str
+    schema: str
+    table: str
+
+    def __post_init__(self) -> None:
+        identifier("catalog", self.catalog)
+        identifier("schema", self.schema)
+        identifier("table", self.table)
+
+    @classmethod
+    def parse(cls, name: str) -> TableName:
+        parts = name.split(".")
+        if len(parts) != 3:
+            raise ConfigurationError(f"table name {name!r} must have three parts: catalog.schema.table")
+        return cls(*parts)
+
+    @property
+    def quoted(self) -> str:
+        return ".".join(f"`{part}`" for part in (self.catalog, self.schema, self.table))
+
+    def __str__(self) -> str:
+        return f"{self.catalog}.{self.schema}.{self.table}"
+
+    def sibling(self, table: str) -> TableName:
+        return TableName(self.catalog, self.schema, table)
+
+
+def staging_table(output: TableName, run_id: str) -> TableName:
+    """Where a run writes its candidate: beside the output, named after the run."""
+    return output.sibling(STAGING_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", run_id).lower())
+
+
+def _column_definition(field: T.StructField, description: str | None) -> str:
+    parts = [identifier("column", field.name), field.dataType.simpleString().upper()]
+    if not field.nullable:
+        parts.append("NOT NULL")
+    if description:
+        parts.append("COMMENT " + string_literal(description))
+    return " ".join(parts)
+
+
+def _descriptions(contract: OutputContract) -> dict[str, str | None]:
+    schema = next(s for s in contract.model.schema_ or [] if s.name == contract.schema_name)
+    return {p.name: " ".join(p.description.split()) if p.description else None for p in schema.properties or []}
+
+
+def _table_comment(contract: OutputContract) -> str:
+    schema = next(s for s in contract.model.schema_ or [] if s.name == contract.schema_name)
+    text = schema.description or (contract.model.description.purpose if contract.model.description else "") or ""
+    return " ".join(text.split())
+
+
+def table_properties(contract: OutputContract) -> dict[str, str]:
+    """What a catalog reader needs to find the contract and the product behind the table."""
+    owner = contract.model.team.name if contract.model.team and contract.model.team.name else ""
+    return {
+        "datacontract.id": contract.id,
+        "datacontract.version": contract.version,
+        "dataproduct.id": contract.data_product_id or "",
+        "dataproduct.owner": owner,
+    }
+
+
+def _properties_clause(contract: OutputContract) -> str:
+    pairs = ", ".join(f"{string_literal(k)} = {string_literal(v)}" for k, v in table_properties(contract).items())
+    return f"TBLPROPERTIES ({pairs})"
+
+
+def create_table(output: TableName, contract: OutputContract) -> str:
+    """The output table as the contract defines it, created once; later runs keep it."""
+    descriptions = _descriptions(contract)
+    columns = ",\n  ".join(_column_definition(f, descriptions.get(f.name)) for f in contract.spark_schema.fields)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {output.quoted} (\n  {columns}\n)\nUSING DELTA\n"
+        f"COMMENT {string_literal(_table_comment(contract))}\n{_properties_clause(contract)}"
+    )
+
+
+def replace_rows(output: TableName, staged: TableName, contract: OutputContract) -> str:
+    """All rows replaced in one Delta transaction: readers see the old or the new table."""
+    columns = ", ".join(identifier("column", name) for name in contract.spark_schema.names)
+    return f"INSERT OVERWRITE TABLE {output.quoted} ({columns}) SELECT {columns} FROM {staged.quoted}"
+
+
+def check_condition(rule: QualityRule) -> str | None:
+    """The condition a CHECK constraint enforces for a row rule, if the rule is one.
+
+    Only conditions made of column names, numbers and comparisons qualify: a rule
+    with a subquery or a function stays a query-time check of the contract test.
+    """
+    if rule.metric != "sql" or rule.query is None or rule.operator != "mustBe" or rule.threshold != 0:
+        return None
+    match = _COUNT_WHERE.fullmatch(rule.query)
+    if match is None:
+        return None
+    condition = match.group("condition")
+    if re.search(r"[^A-Za-z0-9_ .<>=!()+\-*/]", condition):
+        return None
+    words = {w.lower() for w in _CONDITION_WORDS.findall(condition)}
+    calls = {w.lower() for w in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(", condition)}
+    if {"select", "from"} & words or calls - _CONDITION_KEYWORDS:
+        return None
+    return f"NOT ({condition})"
+
+
+def constraint_name(rule: QualityRule) -> str:
+    """A stable name from the rule's description, prefixed by its column if it lacks it."""
+    text = rule.name.lower()
+    if rule.column and not text.startswith(rule.column.lower()):
+        text = f"{rule.column} {text}"
+    return "ca_" + re.sub(r"[^a-z0-9]+", "_", text).strip("_")[:120]
+
+
+def governance(output: TableName, contract: OutputContract) -> list[str]:
+    """Idempotent statements that make the table say what the contract says.
+
+    Comments and properties are refreshed; NOT NULL and CHECK constraints mirror the
+    contract's required columns and row rules; the contract's reader roles get SELECT.
+    """
+    table = output.quoted
+    statements = [
+        f"COMMENT ON TABLE {table} IS {string_literal(_table_comment(contract))}",
+        f"ALTER TABLE {table} SET {_properties_clause(contract)}",
+    ]
+    for name, description in _descriptions(contract).items():
+        if description:
+            statements.append(
+                f"ALTER TABLE {table} ALTER COLUMN {identifier('column', name)} COMMENT {string_literal(description)}"
+            )
+    statements.extend(
+        f"ALTER TABLE {table} ALTER COLUMN {identifier('column', name)} SET NOT NULL" for name in contract.required_columns
+    )
+    names: set[str] = set()
+    for rule in contract.rules:
+        condition = check_condition(rule)
+        if condition is None:
+            continue
+        if constraint_name(rule) in names:
+            raise ContractDefinitionError(
+                f"two quality rules of the contract would make the constraint {constraint_name(rule)}: "
+                "give them different descriptions"
+            )
+        names.add(constraint_name(rule))
+        name = identifier("constraint", constraint_name(rule))
+        statements.append(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}")
+        statements.append(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({condition})")
+    for role in contract.model.roles or []:
+        if role.access in (None, "read"):
+            statements.append(f"GRANT SELECT ON TABLE {table} TO {principal(role.role)}")
+    return statements
+
+
+def drop_table(table: TableName) -> str:
+    return f"DROP TABLE IF EXISTS {table.quoted}"

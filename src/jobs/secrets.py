@@ -1,0 +1,70 @@
+"""Secrets: read once, never shown.
+
+A `Secret` prints as `***` in logs, reprs and f-strings; only `reveal()` gives the
+value, at the one place that sends it (an HTTP header).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from customer_activity.jobs.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+API_KEY_VARIABLE = "ENTROPY_DATA_API_KEY"
+
+
+class Secret:
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not value:
+            raise ValueError("a secret cannot be empty")
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Secret is not serialisable")
+
+
+def redact(text: str, *secrets: Secret | None) -> str:
+    """`text` with every secret's value replaced, for messages built from foreign text."""
+    for secret in secrets:
+        if secret is not None:
+            text = text.replace(secret.reveal(), "***")
+    return text
+
+
+def api_key_from_environment() -> Secret | None:
+    value = os.environ.get(API_KEY_VARIABLE, "").strip()
+    return Secret(value) if value else None
+
+
+def api_key_from_databricks(scope: str, key: str) -> Secret | None:
+    """The marketplace API key from a Databricks secret scope; None when it is not there.
+
+    Read through databricks-sdk, which uses the runtime's own dbutils on Databricks.
+    """
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.errors import NotFound, PermissionDenied
+
+    try:
+        value = WorkspaceClient().dbutils.secrets.get(scope=scope, key=key)
+    except NotFound:
+        logger.warning("secret %s/%s does not exist: results are not published", scope, key)
+        return None
+    except PermissionDenied as error:
+        raise ConfigurationError(f"no permission to read secret {scope}/{key}: {error}") from None
+    return Secret(value) if value else None

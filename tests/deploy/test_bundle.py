@@ -1,0 +1,136 @@
+"""The bundle is checked offline: it loads, its references hold, it names the contract's table."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import yaml
+
+import bundle_checks as checks
+from conftest import REPOSITORY, SHARED_SCHEMAS
+from customer_activity.jobs.contract import default_contract_path
+from customer_activity.jobs.io import OUTPUT_TABLE
+
+BUNDLE_SCHEMA = SHARED_SCHEMAS / "databricks-bundle.schema.json"
+
+
+@pytest.fixture(scope="module")
+def bundle() -> dict:
+    return checks.load(REPOSITORY)
+
+
+@pytest.fixture
+def broken(bundle) -> dict:
+    """A private copy of the bundle for a test to break."""
+    return copy.deepcopy(bundle)
+
+
+def job(bundle: dict) -> dict:
+    return bundle["resources"]["jobs"]["customer_activity"]
+
+
+def task(bundle: dict, key: str) -> dict:
+    return next(t for t in job(bundle)["tasks"] if t["task_key"] == key)
+
+
+def references(bundle: dict) -> list[str]:
+    return checks.reference_problems(bundle, checks.project_scripts(REPOSITORY), checks.wheel_name(REPOSITORY))
+
+
+def test_every_job_loads_with_the_databricks_bundles_models(bundle):
+    assert checks.jobs(bundle), "resources/ defines no job"
+    assert checks.model_problems(bundle) == []
+
+
+def test_a_misspelled_key_is_caught(broken):
+    task(broken, "build")["python_wheel_task"]["entrypoint"] = task(broken, "build")["python_wheel_task"].pop("entry_point")
+    [problem] = checks.model_problems(broken)
+    assert "Unexpected field 'entrypoint'" in problem
+
+
+def test_cross_references_hold(bundle):
+    assert references(bundle) == []
+
+
+def test_a_dangling_depends_on_is_caught(broken):
+    task(broken, "contract_test")["depends_on"] = [{"task_key": "bulid"}]
+    assert references(broken) == ["job customer_activity, task contract_test: depends_on names no task: bulid"]
+
+
+def test_a_missing_entry_point_is_caught(broken):
+    task(broken, "build")["python_wheel_task"]["entry_point"] = "customer-activity-build"
+    assert references(broken) == [
+        "job customer_activity, task build: entry_point customer-activity-build is not a [project.scripts] name"
+    ]
+
+
+def test_an_undefined_environment_and_a_foreign_package_are_caught(broken):
+    task(broken, "build")["environment_key"] = "gpu"
+    task(broken, "build")["python_wheel_task"]["package_name"] = "customer_activity_tools"
+    assert references(broken) == [
+        "job customer_activity, task build: environment_key gpu is not defined",
+        "job customer_activity, task build: package_name customer_activity_tools is not the wheel customer_activity",
+    ]
+
+
+def test_variables_are_declared_used_and_given_a_value_per_target(bundle):
+    assert checks.variable_problems(bundle) == []
+
+
+def test_an_undeclared_or_unset_variable_is_caught(broken):
+    task(broken, "build")["timeout_seconds"] = "${var.build_timeout}"
+    del broken["targets"]["prod"]["variables"]["catalog"]
+    assert checks.variable_problems(broken) == [
+        "variable build_timeout is used but not declared",
+        "target prod: variable catalog has no value",
+    ]
+
+
+def test_the_merged_bundle_validates_against_the_bundle_schema(bundle):
+    jsonschema = pytest.importorskip("jsonschema")
+    if not BUNDLE_SCHEMA.is_file():
+        pytest.skip(f"the bundle JSON schema is not available here ({BUNDLE_SCHEMA} is absent)")
+    validator = jsonschema.Draft202012Validator(json.loads(BUNDLE_SCHEMA.read_text()))
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(bundle)]
+    assert errors == []
+
+
+def test_the_bundle_schema_rejects_a_misspelled_key(broken):
+    jsonschema = pytest.importorskip("jsonschema")
+    if not BUNDLE_SCHEMA.is_file():
+        pytest.skip(f"the bundle JSON schema is not available here ({BUNDLE_SCHEMA} is absent)")
+    job(broken)["max_concurent_runs"] = 1
+    validator = jsonschema.Draft202012Validator(json.loads(BUNDLE_SCHEMA.read_text()))
+    assert any("max_concurent_runs" in e.message for e in validator.iter_errors(broken))
+
+
+def test_prod_publishes_the_table_the_contracts_production_server_names(bundle):
+    contract = yaml.safe_load(default_contract_path().read_text())
+    [server] = [s for s in contract["servers"] if s["server"] == "production"]
+    prod = bundle["targets"]["prod"]["variables"]
+    assert (prod["catalog"], prod["output_schema"]) == (server["catalog"], server["schema"])
+    [schema] = contract["schema"]
+    assert schema["physicalName"] == OUTPUT_TABLE
+
+
+def test_prod_reads_the_production_input_schema(bundle):
+    source_schema = bundle["targets"]["prod"].get("variables", {}).get("source_schema")
+    assert (source_schema or bundle["variables"]["source_schema"]["default"]) == "entropydata_postgres"
+
+
+def test_the_workflow_runs_daily_at_six_utc_with_one_run_at_a_time(bundle):
+    settings = job(bundle)
+    assert settings["schedule"]["quartz_cron_expression"] == "0 0 6 * * ?"
+    assert settings["schedule"]["timezone_id"] == "UTC"
+    assert settings["max_concurrent_runs"] == 1
+    assert task(bundle, "contract_test")["depends_on"] == [{"task_key": "build"}]
+    assert task(bundle, "build")["max_retries"] > 0
+    assert all(t.get("timeout_seconds") for t in settings["tasks"])
+
+
+def test_the_dev_target_is_the_default_and_runs_in_development_mode(bundle):
+    assert bundle["targets"]["dev"]["default"] is True
+    assert bundle["targets"]["dev"]["mode"] == "development"
+    assert bundle["targets"]["prod"]["mode"] == "production"

@@ -1,0 +1,184 @@
+"""The SQL that publishes and governs the Unity Catalog table, checked without a workspace."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import pytest
+import sqlglot
+
+from customer_activity.jobs import catalog, io
+from customer_activity.jobs.catalog import TableName
+from customer_activity.jobs.contract import load_contract
+from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError
+
+OUTPUT = TableName("entropy_data_prod", "dp_entropydata_customer_activity_op_v1", "customer_activity")
+
+
+@pytest.fixture(scope="module")
+def contract():
+    return load_contract()
+
+
+def statements(contract) -> list[str]:
+    staged = catalog.staging_table(OUTPUT, "20261124T060000Z-1a2b3c4d")
+    return [catalog.create_table(OUTPUT, contract), *catalog.governance(OUTPUT, contract), catalog.replace_rows(OUTPUT, staged, contract)]
+
+
+@pytest.mark.parametrize("name", ["entropy_data_prod", "_scratch", "Schema_2", "a" * 255])
+def test_valid_names_are_quoted(name):
+    assert catalog.identifier("schema", name) == f"`{name}`"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["x; DROP TABLE y", "a.b", "", "2024_sales", "with space", "back`tick", "da-sh", "a" * 256, "ünïcode", None],
+)
+def test_names_that_could_change_the_sql_are_refused_with_their_kind(name):
+    with pytest.raises(ConfigurationError, match=r"^catalog .* is not a valid name"):
+        catalog.identifier("catalog", name)
+
+
+def test_a_table_name_validates_every_part():
+    with pytest.raises(ConfigurationError, match="schema 'dp; DROP TABLE x' is not a valid name"):
+        TableName("main", "dp; DROP TABLE x", "customer_activity")
+    with pytest.raises(ConfigurationError, match="must have three parts"):
+        TableName.parse("main.customer_activity")
+    assert TableName.parse("a.b.c").quoted == "`a`.`b`.`c`"
+
+
+def test_string_literals_escape_quotes_and_backslashes():
+    assert catalog.string_literal("it's a \\ test") == "'it\\'s a \\\\ test'"
+
+
+def test_every_statement_is_valid_databricks_sql(contract):
+    for statement in statements(contract):
+        parsed = sqlglot.parse_one(statement, read="databricks")
+        assert not isinstance(parsed, sqlglot.exp.Command), f"not understood as SQL: {statement[:80]}"
+
+
+def test_the_table_is_created_with_the_contracts_columns_types_and_not_nulls(contract):
+    create = sqlglot.parse_one(catalog.create_table(OUTPUT, contract), read="databricks")
+    columns = list(create.find_all(sqlglot.exp.ColumnDef))
+    assert [c.name for c in columns] == contract.spark_schema.names
+    assert [c.args["kind"].sql("databricks") for c in columns] == [
+        f.dataType.simpleString().upper() for f in contract.spark_schema.fields
+    ]
+    not_null = [c.name for c in columns if any(isinstance(k.kind, sqlglot.exp.NotNullColumnConstraint) for k in c.constraints)]
+    assert not_null == list(contract.required_columns)
+    assert "USING DELTA" in catalog.create_table(OUTPUT, contract)
+
+
+def test_table_properties_name_the_contract_the_product_and_the_owner(contract):
+    assert catalog.table_properties(contract) == {
+        "datacontract.id": "entropydata-customer-activity-v1",
+        "datacontract.version": "1.0.0",
+        "dataproduct.id": "entropydata-customer-activity",
+        "dataproduct.owner": "customer-success",
+    }
+    assert "'datacontract.id' = 'entropydata-customer-activity-v1'" in catalog.create_table(OUTPUT, contract)
+
+
+def test_every_column_gets_its_contract_description_as_comment(contract):
+    comments = [s for s in catalog.governance(OUTPUT, contract) if " ALTER COLUMN " in s and " COMMENT " in s]
+    assert len(comments) == len(contract.spark_schema.names)
+    assert (
+        "ALTER TABLE `entropy_data_prod`.`dp_entropydata_customer_activity_op_v1`.`customer_activity` "
+        "ALTER COLUMN `assets_total` COMMENT 'Number of assets of the organisation.'"
+    ) in comments
+
+
+def test_row_rules_of_the_contract_become_check_constraints(contract):
+    checks = [s for s in catalog.governance(OUTPUT, contract) if "ADD CONSTRAINT" in s]
+    assert any(s.endswith("CHECK (NOT (users_added_30d > users_total))") for s in checks)
+    assert any(s.endswith("CHECK (NOT (assets_total < 0))") for s in checks)
+    row_rules = [r for r in contract.rules if r.metric == "sql"]
+    assert len(checks) == len(row_rules)
+
+
+def test_each_constraint_is_dropped_before_it_is_added_so_reruns_succeed(contract):
+    governance = catalog.governance(OUTPUT, contract)
+    for index, statement in enumerate(governance):
+        if "ADD CONSTRAINT" in statement:
+            name = statement.split("ADD CONSTRAINT ")[1].split(" ")[0]
+            assert governance[index - 1].endswith(f"DROP CONSTRAINT IF EXISTS {name}")
+
+
+def test_a_rule_that_is_not_a_plain_row_condition_stays_out_of_the_constraints(contract):
+    [rule] = [r for r in contract.rules if r.name == "users_total is not negative."]
+    assert catalog.check_condition(rule) == "NOT (users_total < 0)"
+    subquery = replace(rule, query="SELECT COUNT(*) FROM ${model} WHERE users_total > (SELECT 1)")
+    function = replace(rule, query="SELECT COUNT(*) FROM ${model} WHERE length(organization_id) = 0")
+    aggregate = replace(rule, query="SELECT MAX(users_total) FROM ${model}")
+    assert [catalog.check_condition(r) for r in (subquery, function, aggregate)] == [None, None, None]
+
+
+def test_the_consumer_role_is_granted_select(contract):
+    assert catalog.governance(OUTPUT, contract)[-1] == f"GRANT SELECT ON TABLE {OUTPUT.quoted} TO `customer_success`"
+
+
+def test_a_role_name_that_could_break_out_of_quotes_is_refused(contract):
+    model = copy.deepcopy(contract.model)
+    model.roles[0].role = "x` TO `everyone"
+    with pytest.raises(ConfigurationError, match="principal"):
+        catalog.governance(OUTPUT, replace(contract, model=model))
+
+
+def test_descriptions_with_quotes_stay_inside_their_literal(contract):
+    model = copy.deepcopy(contract.model)
+    model.schema_[0].properties[0].description = "it's'; DROP TABLE x; --"
+    [comment] = [s for s in catalog.governance(OUTPUT, replace(contract, model=model)) if "`organization_id` COMMENT" in s]
+    assert comment.endswith("COMMENT 'it\\'s\\'; DROP TABLE x; --'")
+    assert isinstance(sqlglot.parse_one(comment, read="databricks"), sqlglot.exp.Alter)
+
+
+def test_rows_are_replaced_by_name_from_the_staged_table(contract):
+    statement = statements(contract)[-1]
+    assert statement.startswith(f"INSERT OVERWRITE TABLE {OUTPUT.quoted} (`organization_id`, ")
+    assert statement.endswith("FROM `entropy_data_prod`.`dp_entropydata_customer_activity_op_v1`.`_customer_activity_staging_20261124t060000z_1a2b3c4d`")
+
+
+class RecordingSession:
+    """Stands in for a Databricks session: records SQL, reads back a given schema."""
+
+    def __init__(self, schema):
+        self.statements: list[str] = []
+        self.read = self
+        self._schema = schema
+
+    def sql(self, statement: str) -> None:
+        self.statements.append(statement)
+
+    def table(self, name: str) -> RecordingSession:
+        return self
+
+    @property
+    def schema(self):
+        return self._schema
+
+
+class StagedFrame:
+    def __init__(self, session: RecordingSession):
+        self.sparkSession = session
+
+
+def test_publishing_to_the_catalog_creates_governs_then_swaps_rows_in_one_statement(contract):
+    session = RecordingSession(contract.spark_schema)
+    output = io.OutputLocation(table=OUTPUT, table_format="delta")
+
+    io.publish(StagedFrame(session), output, "run-1", contract)
+
+    assert session.statements[0] == catalog.create_table(OUTPUT, contract)
+    assert session.statements[1:-1] == catalog.governance(OUTPUT, contract)
+    assert session.statements[-1] == catalog.replace_rows(OUTPUT, catalog.staging_table(OUTPUT, "run-1"), contract)
+
+
+def test_an_existing_table_with_another_schema_is_not_overwritten(contract):
+    session = RecordingSession(contract.spark_schema[:-1])
+    output = io.OutputLocation(table=OUTPUT, table_format="delta")
+
+    with pytest.raises(ContractDefinitionError, match="exists with a schema other than the contract's .*missing columns: updated_at"):
+        io.publish(StagedFrame(session), output, "run-1", contract)
+
+    assert not any(s.startswith("INSERT") for s in session.statements)
