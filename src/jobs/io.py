@@ -249,8 +249,8 @@ def discard_staged(output: OutputLocation, run_id: str, spark: SparkSession) -> 
         shutil.rmtree(output.directory / _STAGING / run_id, ignore_errors=True)
         with contextlib.suppress(OSError):
             (output.directory / _STAGING).rmdir()
-    else:
-        spark.sql(f"DROP TABLE IF EXISTS {output.staging(run_id)}")
+    elif output.table is not None:
+        spark.sql(catalog.drop_table(catalog.staging_table(output.table, run_id)))
 
 
 def swap_in_parquet_version(output: OutputLocation, run_id: str) -> None:

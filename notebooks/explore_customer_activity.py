@@ -1,0 +1,140 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # Explore Customer Activity, layer by layer
+# MAGIC
+# MAGIC Runs the product's own transforms step by step: input ports, staging, intermediate models,
+# MAGIC output port. Every cell shows the layer it builds, so that a rule can be checked on real rows.
+# MAGIC
+# MAGIC - **On Databricks** it reads the raw tables from Unity Catalog (widgets `catalog`,
+# MAGIC   `source_schema`, `as_of`). Open it from the deployed bundle: the first cell installs the
+# MAGIC   project from the bundle's files.
+# MAGIC - **Locally** it generates the sample that `customer-activity run` uses (size from
+# MAGIC   `CUSTOMER_ACTIVITY_SAMPLE_ORGANIZATIONS`, default 200) and runs on embedded Spark:
+# MAGIC   `python notebooks/explore_customer_activity.py`, or open it in an editor that knows
+# MAGIC   Databricks notebook cells.
+# MAGIC
+# MAGIC Nothing here writes: the notebook never publishes.
+
+# COMMAND ----------
+
+# MAGIC %pip install --quiet ..
+
+# COMMAND ----------
+
+# MAGIC %restart_python
+
+# COMMAND ----------
+
+import os
+import tempfile
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from customer_activity.jobs import io, sample_data
+from customer_activity.jobs.contract import load_contract
+from customer_activity.transforms import intermediate, output_ports
+from customer_activity.transforms.staging import STAGING_MODELS
+
+ON_DATABRICKS = "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+try:
+    spark  # noqa: B018 - Databricks notebooks define it
+except NameError:
+    spark = io.create_spark_session()
+
+
+def show(frame: DataFrame, rows: int = 10) -> None:
+    if ON_DATABRICKS:
+        display(frame.limit(rows))  # noqa: F821 - a Databricks notebook builtin
+    else:
+        frame.show(rows, truncate=False)
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## Parameters and input ports
+
+# COMMAND ----------
+
+if ON_DATABRICKS:
+    dbutils.widgets.text("catalog", "entropy_data_prod")  # noqa: F821
+    dbutils.widgets.text("source_schema", "entropydata_postgres")  # noqa: F821
+    dbutils.widgets.text("as_of", datetime.now(timezone.utc).date().isoformat())  # noqa: F821
+    as_of = date.fromisoformat(dbutils.widgets.get("as_of"))  # noqa: F821
+    source = io.InputLocation(catalog=dbutils.widgets.get("catalog"), schema=dbutils.widgets.get("source_schema"))  # noqa: F821
+else:
+    as_of = datetime.now(timezone.utc).date()
+    sample = Path(os.environ.get("CUSTOMER_ACTIVITY_SAMPLE_DIR") or tempfile.mkdtemp(prefix="customer-activity-sample-"))
+    organizations = int(os.environ.get("CUSTOMER_ACTIVITY_SAMPLE_ORGANIZATIONS", "200"))
+    sample_data.generate(sample, organizations, as_of)
+    source = io.InputLocation(directory=sample)
+
+raw = io.read_input_ports(spark, source)
+print(f"as-of date: {as_of}; inputs: {source.describe('<table>')}")
+show(raw["organization"].orderBy("organization_id", F.col("version").desc_nulls_last()))
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## Staging: the latest version of every entity
+# MAGIC Raw tables keep every version; staging keeps one row per key (highest `version`, then
+# MAGIC `_dlt_load_id`, then `_dlt_id`), drops rows without a key and parses timestamps
+# MAGIC (unparseable ones become NULL).
+
+# COMMAND ----------
+
+staged = {table: STAGING_MODELS[table](frame) for table, frame in raw.items()}
+for table, frame in staged.items():
+    print(f"{table:<20} raw {raw[table].count():>7}   staged {frame.count():>7}")
+show(staged["organization"])
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## Intermediate models: per-organisation logic
+
+# COMMAND ----------
+
+users = intermediate.int_organization_users(staged["organization_member"], as_of)
+data_products = intermediate.int_organization_data_products(staged["data_product"], as_of)
+output_ports_enriched = intermediate.int_output_ports_enriched(
+    staged["output_port"], staged["data_product"], staged["data_contract"], staged["test_result"]
+)
+organization_output_ports = intermediate.int_organization_output_ports(output_ports_enriched)
+assets = intermediate.int_organization_assets(staged["asset"])
+
+show(users.orderBy(F.col("users_total").desc()))
+show(output_ports_enriched)
+show(organization_output_ports.orderBy(F.col("dataproducts_outputports_total").desc()))
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## Output port: the contract's columns, one row per organisation
+
+# COMMAND ----------
+
+contract = load_contract()
+customer_activity = output_ports.customer_activity(staged, as_of, datetime.now(timezone.utc), contract.spark_schema)
+customer_activity.printSchema()
+show(customer_activity.orderBy(F.col("users_added_30d").desc(), "organization_id"))
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## What customer success looks for
+# MAGIC Ramp-ups (many users added in the last 30 days) and quiet accounts (users, but nobody new and
+# MAGIC no data product added).
+
+# COMMAND ----------
+
+ramp_ups = customer_activity.where(F.col("users_added_30d") > 0).orderBy(F.col("users_added_30d").desc())
+quiet = customer_activity.where(
+    (F.col("users_total") > 0) & (F.col("users_added_30d") == 0) & (F.col("dataproducts_added_30d") == 0)
+)
+show(ramp_ups.select("organization_id", "organization_vanity_url", "users_total", "users_added_30d", "data_platform"))
+show(quiet.select("organization_id", "organization_vanity_url", "users_total", "users_last_signed_up_at"))
+show(customer_activity.groupBy("data_platform").count().orderBy(F.col("count").desc()))

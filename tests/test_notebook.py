@@ -1,0 +1,30 @@
+"""The exploration notebook runs locally, so that it cannot rot."""
+
+from __future__ import annotations
+
+import runpy
+
+from conftest import REPOSITORY
+from customer_activity.jobs.contract import load_contract
+
+NOTEBOOK = REPOSITORY / "notebooks" / "explore_customer_activity.py"
+
+
+def test_the_notebook_is_in_databricks_source_format():
+    text = NOTEBOOK.read_text()
+    assert text.startswith("# Databricks notebook source\n")
+    assert text.count("\n# COMMAND ----------\n") >= 5
+
+
+def test_the_notebook_runs_every_layer_on_the_local_sample(spark, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CUSTOMER_ACTIVITY_SAMPLE_DIR", str(tmp_path))
+    monkeypatch.setenv("CUSTOMER_ACTIVITY_SAMPLE_ORGANIZATIONS", "25")
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+
+    namespace = runpy.run_path(str(NOTEBOOK), init_globals={"spark": spark}, run_name="__main__")
+
+    result = namespace["customer_activity"]
+    assert result.columns == load_contract().spark_schema.names
+    assert result.count() == 25
+    assert set(namespace["staged"]) == set(namespace["raw"])
+    assert "organization" in capsys.readouterr().out
