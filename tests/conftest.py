@@ -9,6 +9,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from customer_activity.jobs import io
+from http_server import RecordingServer
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SHARED_SCHEMAS = REPOSITORY.parent / "shared" / "schemas"
@@ -21,3 +22,9 @@ def spark() -> Iterator[SparkSession]:
     session.conf.set("spark.sql.shuffle.partitions", "2")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def http_server() -> Iterator[RecordingServer]:
+    with RecordingServer() as server:
+        yield server

@@ -13,6 +13,7 @@ says what happened.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from customer_activity.jobs import io
 from customer_activity.jobs.audit import audit
 from customer_activity.jobs.contract import OutputContract, load_contract
 from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError, ContractViolation, CustomerActivityError
+from customer_activity.jobs.lineage import DatasetName, Lineage
 from customer_activity.jobs.report import RunReport, TableReport
 from customer_activity.transforms import input_ports, output_ports
 from customer_activity.transforms.staging import STAGING_MODELS
@@ -109,8 +111,33 @@ def _timed(report: RunReport, step: str) -> Iterator[None]:
         report.durations_seconds[step] = round(time.perf_counter() - started, 3)
 
 
-def run_build(spark: SparkSession, config: BuildConfig) -> RunReport:
-    """Build, audit and publish the output port; raises a CustomerActivityError on failure."""
+def _databricks_namespace() -> str:
+    host = os.environ.get("DATABRICKS_HOST", "").removeprefix("https://").rstrip("/")
+    return f"databricks://{host}" if host else "databricks"
+
+
+def lineage_datasets(config: BuildConfig) -> tuple[list[DatasetName], DatasetName]:
+    """The build's inputs and output, named as OpenLineage names files and catalog tables."""
+    source, output = config.source, config.output
+    if source.directory is not None:
+        inputs = [DatasetName("file", str((source.directory / table).absolute())) for table in input_ports.INPUT_PORTS]
+    else:
+        inputs = [DatasetName(_databricks_namespace(), str(source.table(table))) for table in input_ports.INPUT_PORTS]
+    if output.directory is not None:
+        published = DatasetName("file", str((output.directory / io.OUTPUT_TABLE).absolute()))
+    else:
+        published = DatasetName(_databricks_namespace(), str(output.table))
+    return inputs, published
+
+
+def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None = None) -> RunReport:
+    """Build, audit and publish the output port; raises a CustomerActivityError on failure.
+
+    With `lineage`, the run is announced (START) and its end reported (COMPLETE or FAIL).
+    """
+    lineage = lineage or Lineage(None)
+    inputs, published = lineage_datasets(config)
+    contract: OutputContract | None = None
     run_id = config.run_id
     report = RunReport(
         run_id=run_id,
@@ -126,6 +153,7 @@ def run_build(spark: SparkSession, config: BuildConfig) -> RunReport:
         with _timed(report, "load_contract"):
             contract = load_contract(config.contract_path)
         report.contract_id, report.contract_version = contract.id, contract.version
+        lineage.start(inputs, published, contract, config.started_at)
         with _timed(report, "read_inputs"):
             raw = io.read_input_ports(spark, config.source)
         staged, observed = stage_with_observations(raw)
@@ -142,12 +170,15 @@ def run_build(spark: SparkSession, config: BuildConfig) -> RunReport:
         with _timed(report, "publish"):
             io.publish(staged_output, config.output, run_id, contract)
         report.status = "succeeded"
+        lineage.complete(inputs, published, contract, report.output_rows, report.checks)
         return report
     except CustomerActivityError as error:
         report.status, report.error = "failed", str(error)
+        lineage.fail(inputs, published, contract, report.error)
         raise
     except Exception as error:
         report.status, report.error = "failed", f"internal error: {type(error).__name__}: {error}"
+        lineage.fail(inputs, published, contract, report.error)
         raise
     finally:
         if staged_written:

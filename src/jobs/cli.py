@@ -18,9 +18,10 @@ from pathlib import Path
 from datacontract.model.run import Run
 from pyspark.sql import SparkSession
 
-from customer_activity.jobs import contract_test, io, sample_data, secrets
+from customer_activity.jobs import contract_test, io, marketplace, sample_data, secrets
 from customer_activity.jobs.build import BuildConfig, run_build
 from customer_activity.jobs.catalog import TableName
+from customer_activity.jobs.contract import default_contract_path
 from customer_activity.jobs.errors import (
     EXIT_CONTRACT_VIOLATION,
     EXIT_INTERNAL_ERROR,
@@ -28,11 +29,14 @@ from customer_activity.jobs.errors import (
     ConfigurationError,
     CustomerActivityError,
 )
+from customer_activity.jobs.lineage import DEFAULT_NAMESPACE, Lineage
 from customer_activity.jobs.report import RunReport
 
 logger = logging.getLogger("customer_activity")
 
 DEFAULT_WORKDIR = Path("local-run")
+# The ODPS file sits at the top of the checkout; CI publishes from there.
+DEFAULT_PRODUCT_FILE = Path("customer-activity.odps.yaml")
 
 
 def _as_of(text: str) -> date:
@@ -77,6 +81,20 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--as-of", type=_as_of_or_today, default=None, help="as-of date D, YYYY-MM-DD (default: today in UTC)")
     build.add_argument("--table-format", choices=io.TABLE_FORMATS, default=None, help="parquet (default for directories) or delta (always in a catalog)")
     build.add_argument("--contract", type=Path, default=None, help="ODCS contract (default: the product's own)")
+    build.add_argument("--lineage-url", default=None, help="OpenLineage HTTP endpoint (default: the OPENLINEAGE_* configuration; none: no events)")
+    build.add_argument("--lineage-namespace", default=None, help=f"OpenLineage job namespace (default: OPENLINEAGE_NAMESPACE or {DEFAULT_NAMESPACE})")
+
+    publish = commands.add_parser(
+        "publish",
+        help="publish the data contract and the data product to the Entropy Data marketplace",
+        description="PUTs the ODCS contract, then the ODPS data product, as JSON. The API key comes "
+        f"from {secrets.API_KEY_VARIABLE}; the host from --host or {marketplace.HOST_VARIABLE}.",
+    )
+    publish.add_argument("--host", default=None, help=f"API base URL (default: {marketplace.HOST_VARIABLE}, else {marketplace.DEFAULT_HOST})")
+    publish.add_argument("--contract", type=Path, default=None, help="ODCS contract (default: the product's own)")
+    publish.add_argument("--product", type=Path, default=None, help=f"ODPS file (default: {DEFAULT_PRODUCT_FILE} of the checkout)")
+    publish.add_argument("--dry-run", action="store_true", help="print the requests instead of sending them")
+    publish.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default: %(default)s)")
 
     generate = commands.add_parser("generate", help="write a deterministic sample of the seven raw tables")
     generate.add_argument("--output-dir", type=Path, required=True)
@@ -173,8 +191,26 @@ def _build(args: argparse.Namespace) -> int:
         contract_path=args.contract,
     )
     spark = io.create_spark_session(output.table_format)
-    report = run_build(spark, config)
+    with Lineage.configure(args.lineage_url, args.lineage_namespace).closing() as lineage:
+        report = run_build(spark, config, lineage)
     print(summary(report, config.output.report_path))
+    return EXIT_OK
+
+
+def _publish(args: argparse.Namespace) -> int:
+    host = args.host or os.environ.get(marketplace.HOST_VARIABLE) or marketplace.DEFAULT_HOST
+    items = marketplace.documents(args.contract or default_contract_path(), args.product or DEFAULT_PRODUCT_FILE)
+    if args.dry_run:
+        for document in items:
+            print(marketplace.describe(document, host))
+            print()
+        print(f"Dry run: nothing was sent to {host}.")
+        return EXIT_OK
+    api_key = secrets.api_key_from_environment()
+    if api_key is None:
+        raise ConfigurationError(f"{secrets.API_KEY_VARIABLE} is not set: the marketplace needs an API key")
+    for line in marketplace.publish(items, host, api_key, timeout_seconds=args.timeout):
+        print(line)
     return EXIT_OK
 
 
@@ -190,7 +226,8 @@ def _run(args: argparse.Namespace) -> int:
         as_of=as_of,
     )
     spark = io.create_spark_session()
-    report = run_build(spark, config)
+    with Lineage.configure().closing() as lineage:
+        report = run_build(spark, config, lineage)
     print(summary(report, config.output.report_path))
     passed = _contract_test(spark, config.output, None, full=False)
     print(f"Done in {time.perf_counter() - started:.1f} s.")
@@ -276,7 +313,13 @@ def summary(report: RunReport, report_path: Path | None) -> str:
     return "\n".join(lines)
 
 
-_COMMANDS = {"run": _run, "build": _build, "generate": _generate, "test-contract": _test_contract}
+_COMMANDS = {
+    "run": _run,
+    "build": _build,
+    "generate": _generate,
+    "test-contract": _test_contract,
+    "publish": _publish,
+}
 
 
 if __name__ == "__main__":

@@ -75,9 +75,10 @@ def _test(
         identifier("catalog", catalog)
         identifier("schema", schema)
         target.catalog, target.schema_ = catalog, schema
-    config = {"entropy_data_api_key": results.api_key.reveal()} if results else None
+    # datacontract-cli takes its settings keyed by their environment variable names.
+    config = {"ENTROPY_DATA_API_KEY": results.api_key.reveal()} if results else None
     if results and results.host:
-        config = {**(config or {}), "entropy_data_host": results.host}
+        config = {**(config or {}), "ENTROPY_DATA_HOST": results.host}
     run = DataContract(
         data_contract=model, spark=spark, server=server, publish_test_results=results is not None, config=config
     ).test()

@@ -7,6 +7,7 @@ EXIT_INTERNAL_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INPUT_ERROR = 3
 EXIT_CONTRACT_VIOLATION = 4
+EXIT_PUBLISH_ERROR = 5
 
 
 class CustomerActivityError(Exception):
@@ -44,3 +45,9 @@ class ContractViolation(CustomerActivityError):
             "the candidate output breaks the data contract; the published output was left as it was:\n"
             + "\n".join(f"  - {failure}" for failure in failures)
         )
+
+
+class PublishError(CustomerActivityError):
+    """The marketplace refused a document or could not be reached."""
+
+    exit_code = EXIT_PUBLISH_ERROR

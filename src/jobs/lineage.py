@@ -1,0 +1,201 @@
+"""OpenLineage run events of the build: START, then COMPLETE or FAIL.
+
+The transport is configured the standard OpenLineage way (OPENLINEAGE_URL,
+OPENLINEAGE_CONFIG, an openlineage.yml, OPENLINEAGE__TRANSPORT__* variables) or with
+the build's --lineage-url flag. Without any of these, no events are sent and nothing
+is said about it. Lineage is an observer: an unreachable or failing lineage backend
+is logged as a warning and never fails the build.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import ClassVar
+
+import attr
+from openlineage.client import OpenLineageClient
+from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+from openlineage.client.generated import (
+    data_quality_assertions_dataset,
+    documentation_job,
+    error_message_run,
+    job_type_job,
+    nominal_time_run,
+    output_statistics_output_dataset,
+    schema_dataset,
+)
+from openlineage.client.generated.base import RunFacet
+
+from customer_activity.jobs.audit import CheckResult
+from customer_activity.jobs.contract import OutputContract
+
+logger = logging.getLogger(__name__)
+
+PRODUCER = "https://github.com/entropy-data/customer-activity"
+DEFAULT_NAMESPACE = "customer-activity"
+JOB_NAME = "customer_activity.build"
+OUTPUT_PORT = "customer_activity_v1"
+
+
+@attr.define
+class EntropyDataRunFacet(RunFacet):
+    """Links a run to the data product and output port it builds (Entropy Data)."""
+
+    dataProductId: str  # noqa: N815 - OpenLineage facets use camelCase
+    outputPortName: str  # noqa: N815
+
+    _SCHEMA: ClassVar[str] = f"{PRODUCER}/blob/main/docs/openlineage/EntropyDataRunFacet.json"
+
+    @staticmethod
+    def _get_schema() -> str:
+        return EntropyDataRunFacet._SCHEMA
+
+
+@dataclass(frozen=True)
+class DatasetName:
+    """A dataset as OpenLineage names it: a namespace (where) and a name (what)."""
+
+    namespace: str
+    name: str
+
+
+def _client(url: str | None) -> OpenLineageClient | None:
+    """A client if lineage is configured anywhere; None (silently) if not."""
+    if url:
+        # A few quick retries: lineage must not hold up the build when its backend is down.
+        retry = {"total": 3, "connect": 3, "read": 3, "backoff_factor": 0.3}
+        return OpenLineageClient(config={"transport": {"type": "http", "url": url, "timeout": 5, "retry": retry}})
+    # Without configuration the client falls back to printing events to the console,
+    # with a warning; here no configuration means no lineage.
+    client_logger = logging.getLogger("openlineage.client.client")
+    level = client_logger.level
+    client_logger.setLevel(logging.ERROR)
+    try:
+        client = OpenLineageClient()
+    finally:
+        client_logger.setLevel(level)
+    explicit = bool(client.config.transport and client.config.transport.get("type"))
+    if client.transport.kind == "noop" or (client.transport.kind == "console" and not explicit):
+        return None
+    return client
+
+
+class Lineage:
+    """Emits the events of one build run; every method is safe to call when disabled."""
+
+    def __init__(self, client: OpenLineageClient | None, namespace: str | None = None) -> None:
+        self._client = client
+        self.namespace = namespace or os.environ.get("OPENLINEAGE_NAMESPACE") or DEFAULT_NAMESPACE
+        self.run_id = str(uuid.uuid4())
+
+    @classmethod
+    def configure(cls, url: str | None = None, namespace: str | None = None) -> Lineage:
+        try:
+            return cls(_client(url), namespace)
+        except Exception as error:  # a broken lineage configuration must not stop the build
+            logger.warning("lineage is off: its configuration could not be used (%s)", error)
+            return cls(None, namespace)
+
+    @property
+    def enabled(self) -> bool:
+        return self._client is not None
+
+    def _job(self) -> Job:
+        return Job(
+            namespace=self.namespace,
+            name=JOB_NAME,
+            facets={
+                "jobType": job_type_job.JobTypeJobFacet(processingType="BATCH", integration="SPARK", jobType="JOB"),
+                "documentation": documentation_job.DocumentationJobFacet(
+                    description="Builds the Customer Activity output port, one row per customer organisation."
+                ),
+            },
+        )
+
+    def _run(self, contract: OutputContract | None, nominal: datetime | None, **facets: RunFacet) -> Run:
+        run_facets: dict[str, RunFacet] = dict(facets)
+        if contract is not None:
+            run_facets["entropy_data"] = EntropyDataRunFacet(
+                dataProductId=contract.data_product_id or "", outputPortName=OUTPUT_PORT
+            )
+        if nominal is not None:
+            run_facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(nominalStartTime=nominal.isoformat())
+        return Run(runId=self.run_id, facets=run_facets)
+
+    def _emit(self, state: RunState, run: Run, inputs: Sequence[DatasetName], outputs: list[OutputDataset]) -> None:
+        if self._client is None:
+            return
+        event = RunEvent(
+            eventType=state,
+            eventTime=datetime.now(timezone.utc).isoformat(),
+            run=run,
+            job=self._job(),
+            producer=PRODUCER,
+            inputs=[InputDataset(namespace=d.namespace, name=d.name) for d in inputs],
+            outputs=outputs,
+        )
+        try:
+            self._client.emit(event)
+        except Exception as error:  # lineage is an observer: its outage is not the build's
+            logger.warning("lineage event %s could not be sent: %s", state.value, error)
+
+    def start(self, inputs: Sequence[DatasetName], output: DatasetName, contract: OutputContract | None, nominal: datetime) -> None:
+        self._emit(RunState.START, self._run(contract, nominal), inputs, [OutputDataset(namespace=output.namespace, name=output.name)])
+
+    def complete(
+        self,
+        inputs: Sequence[DatasetName],
+        output: DatasetName,
+        contract: OutputContract,
+        rows: int | None,
+        checks: Sequence[CheckResult],
+    ) -> None:
+        self._emit(RunState.COMPLETE, self._run(contract, None), inputs, [output_dataset(output, contract, rows, checks)])
+
+    def fail(self, inputs: Sequence[DatasetName], output: DatasetName, contract: OutputContract | None, error: str) -> None:
+        message = error_message_run.ErrorMessageRunFacet(message=error, programmingLanguage="python")
+        self._emit(RunState.FAIL, self._run(contract, None, errorMessage=message), inputs, [OutputDataset(namespace=output.namespace, name=output.name)])
+
+    @contextmanager
+    def closing(self) -> Iterator[Lineage]:
+        try:
+            yield self
+        finally:
+            if self._client is not None:
+                try:
+                    self._client.close(timeout=10)
+                except Exception as error:
+                    logger.warning("lineage transport did not close cleanly: %s", error)
+
+
+def output_dataset(output: DatasetName, contract: OutputContract, rows: int | None, checks: Sequence[CheckResult]) -> OutputDataset:
+    """The output port with its contract schema, its row count and the pre-publish checks."""
+    descriptions = {p.name: p.description for s in contract.model.schema_ or [] for p in s.properties or []}
+    schema = schema_dataset.SchemaDatasetFacet(
+        fields=[
+            schema_dataset.SchemaDatasetFacetFields(
+                name=field.name,
+                type=field.dataType.simpleString().upper(),
+                description=" ".join((descriptions.get(field.name) or "").split()) or None,
+            )
+            for field in contract.spark_schema.fields
+        ]
+    )
+    assertions = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
+        assertions=[
+            data_quality_assertions_dataset.Assertion(assertion=check.name, success=check.passed, severity="error")
+            for check in checks
+        ]
+    )
+    return OutputDataset(
+        namespace=output.namespace,
+        name=output.name,
+        facets={"schema": schema, "dataQualityAssertions": assertions},
+        outputFacets={"outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(rowCount=rows)},
+    )

@@ -1,0 +1,161 @@
+"""Publishing the data product and its contract to the Entropy Data marketplace.
+
+Uses Entropy Data's own API client (entropy-data-sdk). Its transport retries only
+failed connections; publishing adds retries with exponential back-off on timeouts
+and 5xx answers, which is safe because both calls are idempotent PUTs of a whole
+document. A 4xx answer is never retried: it says something about the request.
+The API key travels only in the `x-api-key` header and never shows up in output,
+logs or error messages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import yaml
+from entropy_data_sdk import ApiError, EntropyDataClient
+
+from customer_activity.jobs.errors import ConfigurationError, PublishError
+from customer_activity.jobs.secrets import Secret, redact
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HOST = "https://api.entropy-data.com"
+HOST_VARIABLE = "ENTROPY_DATA_HOST"
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document to publish: what it is, where it goes, and its JSON body."""
+
+    kind: str
+    id: str
+    path: str
+    body: dict[str, object]
+
+
+def _load(file: Path, kind: str) -> dict[str, object]:
+    try:
+        document = yaml.safe_load(file.read_text())
+    except FileNotFoundError:
+        raise ConfigurationError(f"{kind} file not found: {file}") from None
+    except yaml.YAMLError as error:
+        raise ConfigurationError(f"{kind} file {file} is not valid YAML: {error}") from None
+    if not isinstance(document, dict) or not document.get("id"):
+        raise ConfigurationError(f"{kind} file {file} has no id")
+    # Through JSON once, so that YAML dates and the like become what the API receives.
+    return json.loads(json.dumps(document, default=str))
+
+
+def _segment(value: object) -> str:
+    """An id as one URL path segment: `/`, `?` or `..` in it cannot change the request."""
+    return quote(str(value), safe="")
+
+
+def documents(contract: Path, product: Path) -> list[Document]:
+    """The contract first: the product's output port refers to it by id."""
+    contract_body = _load(contract, "data contract")
+    product_body = _load(product, "data product")
+    return [
+        Document("data contract", str(contract_body["id"]), f"/api/datacontracts/{_segment(contract_body['id'])}", contract_body),
+        Document("data product", str(product_body["id"]), f"/api/dataproducts/{_segment(product_body['id'])}", product_body),
+    ]
+
+
+def describe(document: Document, host: str) -> str:
+    """What a dry run prints: the request as it would be sent, key masked."""
+    return (
+        f"PUT {host.rstrip('/')}{document.path}\n"
+        "content-type: application/json\nx-api-key: ***\n\n"
+        + json.dumps(document.body, indent=2, ensure_ascii=False)
+    )
+
+
+class RetryingTransport(httpx.BaseTransport):
+    """Retries a request on timeouts, connection errors and 5xx, with exponential back-off."""
+
+    def __init__(
+        self,
+        inner: httpx.BaseTransport,
+        attempts: int = 4,
+        backoff_seconds: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._inner, self.attempts, self._backoff, self._sleep = inner, attempts, backoff_seconds, sleep
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = self._inner.handle_request(request)
+            except (httpx.TimeoutException, httpx.NetworkError) as error:
+                if attempt == self.attempts:
+                    raise
+                logger.warning("%s %s: %s; retrying (attempt %d of %d)", request.method, request.url, type(error).__name__, attempt, self.attempts)
+            else:
+                if response.status_code < 500 or attempt == self.attempts:
+                    return response
+                response.read()
+                response.close()
+                logger.warning("%s %s: HTTP %d; retrying (attempt %d of %d)", request.method, request.url, response.status_code, attempt, self.attempts)
+            self._sleep(self._backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+_EXPLANATIONS = {
+    401: "the API key was rejected",
+    403: "the API key is not allowed to publish this",
+    404: "the API was not found at this address (is the host right?)",
+    422: "the marketplace rejected the document as invalid",
+}
+
+
+def publish(
+    items: Sequence[Document],
+    host: str,
+    api_key: Secret,
+    *,
+    timeout_seconds: float = 30.0,
+    attempts: int = 4,
+    backoff_seconds: float = 0.5,
+) -> list[str]:
+    """PUT every document in order; stops at the first failure with a PublishError."""
+    transport = RetryingTransport(httpx.HTTPTransport(retries=0), attempts, backoff_seconds)
+    published = []
+    with EntropyDataClient(api_key.reveal(), host, timeout=timeout_seconds, transport=transport) as client:
+        for document in items:
+            try:
+                response = client.http.put_json(document.path, document.body)
+            except ApiError as error:
+                explanation = _EXPLANATIONS.get(error.status_code)
+                if explanation is None and error.status_code >= 500:
+                    explanation = f"the marketplace failed, also after {attempts} attempts"
+                reason = f"{explanation} " if explanation else ""
+                raise PublishError(
+                    redact(
+                        f"publishing the {document.kind} {document.id} failed: {reason}"
+                        f"(HTTP {error.status_code}: {error.message})",
+                        api_key,
+                    )
+                ) from None
+            except httpx.HTTPError as error:
+                raise PublishError(
+                    redact(
+                        f"publishing the {document.kind} {document.id} failed: {host} could not be reached "
+                        f"after {attempts} attempts ({type(error).__name__}: {error})",
+                        api_key,
+                    )
+                ) from None
+            link = response.location_html
+            published.append(f"published the {document.kind} {document.id}" + (f": {link}" if link else ""))
+            logger.info(published[-1])
+    return published
