@@ -1,4 +1,4 @@
-"""One local Spark session for the whole test run, configured as the jobs configure it."""
+"""Shared fixtures: one local Spark session for the whole run, a generated sample, a published output."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from customer_activity.jobs import io
+from customer_activity.jobs import io, sample_data
+from customer_activity.jobs.cli import main
+from customer_activity.jobs.errors import EXIT_OK
 from http_server import RecordingServer
+from local_run import AS_OF
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SHARED_SCHEMAS = REPOSITORY.parent / "shared" / "schemas"
@@ -28,3 +31,19 @@ def spark() -> Iterator[SparkSession]:
 def http_server() -> Iterator[RecordingServer]:
     with RecordingServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def sample_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Raw tables for 150 organisations with every kind of mess the generator makes."""
+    source = tmp_path_factory.mktemp("raw")
+    sample_data.generate(source, organizations=150, as_of=AS_OF, seed=7)
+    return source
+
+
+@pytest.fixture(scope="session")
+def published_output(sample_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The output of one good `customer-activity build` over the sample; tests only read it."""
+    output = tmp_path_factory.mktemp("published")
+    assert main(["build", "--source-dir", str(sample_source), "--output-dir", str(output), "--as-of", AS_OF.isoformat()]) == EXIT_OK
+    return output

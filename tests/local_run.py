@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 AS_OF = date(2026, 11, 20)
@@ -22,3 +22,10 @@ def fingerprint(output_dir: Path) -> dict[str, str]:
 
 def run_report(output_dir: Path) -> dict[str, object]:
     return json.loads((output_dir / "customer_activity_run_report.json").read_text())
+
+
+def as_utc(value: object) -> object:
+    """Timestamps as naive UTC: Parquet readers differ in whether they attach a zone."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value

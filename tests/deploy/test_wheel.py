@@ -8,10 +8,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 import bundle_checks
+import reference
 from conftest import REPOSITORY
+from local_run import AS_OF, as_utc, run_report
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +48,13 @@ def test_the_wheel_does_not_bring_its_own_spark(wheel):
     assert required and not [line for line in required if "pyspark" in line or "delta-spark" in line]
 
 
-def test_the_installed_wheels_entry_point_runs_the_local_end_to_end_path(wheel, tmp_path):
+def test_the_installed_wheels_entry_point_builds_over_spark_connect(wheel, sample_source, tmp_path):
+    """The wheel's console script, as the Databricks task calls it, over Spark Connect.
+
+    Spark Connect is the protocol of Databricks serverless compute: it has no RDDs and
+    no SparkContext, so a job that used them would fail here. A local Connect server
+    (`SPARK_REMOTE=local[2]`) stands in for the workspace.
+    """
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
@@ -54,19 +63,27 @@ def test_the_installed_wheels_entry_point_runs_the_local_end_to_end_path(wheel, 
         timeout=300,
     )
     # The wheel's copy of the package comes first on the path, ahead of the checkout.
-    environment = {**os.environ, "PYTHONPATH": str(target)}
+    environment = {**os.environ, "PYTHONPATH": str(target), "SPARK_REMOTE": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1"}
     where = subprocess.run(
         [sys.executable, "-c", "from customer_activity.jobs.contract import default_contract_path as p; print(p())"],
         env=environment, capture_output=True, text=True, check=True,
     ).stdout.strip()
     assert Path(where).is_relative_to(target)
+    output = tmp_path / "out"
 
     finished = subprocess.run(
-        [str(target / "bin" / "customer-activity"), "run", "--workdir", str(tmp_path / "work"), "--organizations", "20"],
+        [str(target / "bin" / "customer-activity"), "build", "--source-dir", str(sample_source),
+         "--output-dir", str(output), "--as-of", AS_OF.isoformat()],
         env=environment, capture_output=True, text=True, timeout=600,
     )
 
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "Build succeeded" in finished.stdout
-    assert "output rows: 20" in finished.stdout
-    assert "passed:" in finished.stdout and "none failed" in finished.stdout
+    published = {row["organization_id"]: row for row in pq.read_table(output / "customer_activity").to_pylist()}
+    expected = reference.customer_activity(sample_source, AS_OF)
+    assert published.keys() == expected.keys()
+    for organization, row in expected.items():
+        assert {k: as_utc(v) for k, v in published[organization].items() if k != "updated_at"} == {
+            k: as_utc(v) for k, v in row.items()
+        }
+    assert run_report(output)["status"] == "succeeded"

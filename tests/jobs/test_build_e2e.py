@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,7 +13,7 @@ import pytest
 import reference
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import EXIT_INPUT_ERROR, EXIT_OK
-from local_run import AS_OF, fingerprint, run_report
+from local_run import AS_OF, as_utc, fingerprint, run_report
 
 pytestmark = pytest.mark.e2e
 
@@ -22,13 +22,6 @@ VERSIONED = ("organization", "organization_member", "data_product", "asset", "ou
 
 def build(source: Path, output: Path, *extra: str) -> int:
     return main(["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), *extra])
-
-
-def as_utc(value: object) -> object:
-    """Timestamps as naive UTC: Parquet readers differ in whether they attach a zone."""
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value
 
 
 def test_build_produces_exactly_the_rows_the_specification_defines(sample_source, published_output):
