@@ -65,23 +65,31 @@ def _duplicate_count(column: str) -> Column:
     return (F.count(F.col(column)) - F.count_distinct(F.col(column))).alias(f"duplicates:{column}")
 
 
-def _metric_alias(rule: QualityRule) -> str:
+def _metric_alias(index: int, rule: QualityRule) -> str | None:
+    """Where the one aggregation keeps a rule's value; None for a rule that needs its own query."""
+    if rule.metric == "sql":
+        return f"rule:{index}" if rule.row_condition is not None else None
     return {"rowCount": "rows", "nullValues": f"nulls:{rule.column}", "duplicateValues": f"duplicates:{rule.column}"}[
         rule.metric
     ]
 
 
 def _column_metrics(candidate: DataFrame, contract: OutputContract) -> dict[str, float]:
+    """Every check that one pass over the candidate can answer, in one aggregation."""
     expressions = {"rows": F.count(F.lit(1)).alias("rows")}
     for column in contract.required_columns:
         expressions[f"nulls:{column}"] = _null_count(column)
     for column in contract.unique_columns:
         expressions[f"duplicates:{column}"] = _duplicate_count(column)
-    for rule in contract.rules:
+    for index, rule in enumerate(contract.rules):
+        alias = _metric_alias(index, rule)
         if rule.metric == "nullValues":
-            expressions[_metric_alias(rule)] = _null_count(rule.column)
+            expressions[alias] = _null_count(rule.column)
         elif rule.metric == "duplicateValues":
-            expressions[_metric_alias(rule)] = _duplicate_count(rule.column)
+            expressions[alias] = _duplicate_count(rule.column)
+        elif rule.row_condition is not None:
+            # The contract's own condition, checked to be plain column arithmetic.
+            expressions[alias] = F.count_if(F.expr(rule.row_condition)).alias(alias)
     row = candidate.agg(*expressions.values()).first()
     return {name: row[name] for name in expressions}
 
@@ -124,8 +132,9 @@ def audit(candidate: DataFrame, contract: OutputContract, view: str) -> Audit:
         for column in contract.unique_columns
     )
     candidate.createOrReplaceTempView(view)
-    for rule in contract.rules:
-        value = metrics[_metric_alias(rule)] if rule.query is None else _sql_value(candidate, rule.query, view)
+    for index, rule in enumerate(contract.rules):
+        alias = _metric_alias(index, rule)
+        value = metrics[alias] if alias is not None else _sql_value(candidate, str(rule.query), view)
         passed = value is not None and rule.accepts(value)
         results.append(CheckResult(rule.name, passed, f"measured {value}, expected {rule.describe_threshold()}"))
     for result in results:

@@ -16,13 +16,13 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from customer_activity.jobs import io
@@ -60,14 +60,32 @@ class BuildConfig:
 
 
 @dataclass
+class _Watch:
+    """An observation on a DataFrame, and how to count the same without it."""
+
+    observation: Observation
+    frame: Callable[[], DataFrame]
+    metrics: list[Column]
+
+    def values(self) -> dict[str, int]:
+        try:
+            return dict(self.observation.get)
+        except Exception:  # noqa: BLE001 - Spark raises JVM errors of several kinds here
+            # Spark collects no observed metrics from a plan that ran no task (an empty
+            # table): count directly, which is cheap for exactly that case.
+            logger.info("observation %s unavailable; counting directly", self.observation)
+            return self.frame().agg(*self.metrics).first().asDict()
+
+
+@dataclass
 class _Observed:
     """The observations attached to one input table and its staging model."""
 
-    raw: Observation
-    staged: Observation
+    raw: _Watch
+    staged: _Watch
 
     def report(self) -> TableReport:
-        raw, staged = self.raw.get, self.staged.get
+        raw, staged = self.raw.values(), self.staged.values()
         with_keys = raw["rows"] - raw["null_key_rows"]
         return TableReport(
             rows=raw["rows"],
@@ -88,10 +106,15 @@ def stage_with_observations(raw: dict[str, DataFrame]) -> tuple[dict[str, DataFr
     observed: dict[str, _Observed] = {}
     for table, frame in raw.items():
         port = input_ports.INPUT_PORTS[table]
-        watch = _Observed(raw=Observation(f"{table}_input"), staged=Observation(f"{table}_staged"))
-        observed_raw = frame.observe(watch.raw, *input_ports.quality_metrics(frame, port))
-        staged[table] = STAGING_MODELS[table](observed_raw).observe(watch.staged, F.count(F.lit(1)).alias("rows"))
-        observed[table] = watch
+        raw_metrics = input_ports.quality_metrics(frame, port)
+        raw_watch = _Watch(Observation(f"{table}_input"), lambda frame=frame: frame, raw_metrics)
+        model = STAGING_MODELS[table](frame.observe(raw_watch.observation, *raw_metrics))
+        staged_metrics = [F.count(F.lit(1)).alias("rows")]
+        staged_watch = _Watch(
+            Observation(f"{table}_staged"), lambda frame=frame, table=table: STAGING_MODELS[table](frame), staged_metrics
+        )
+        staged[table] = model.observe(staged_watch.observation, *staged_metrics)
+        observed[table] = _Observed(raw=raw_watch, staged=staged_watch)
     return staged, observed
 
 

@@ -22,11 +22,6 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 # Principals (groups, users, service principals) may hold e-mail addresses,
 # dashes, dots and spaces; they are quoted with backticks, which they may not hold.
 _PRINCIPAL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+\- ]{0,254}")
-# The contract's row rules have this shape: count the rows where a condition holds,
-# must be 0. Such a rule is also a CHECK constraint: the condition must never hold.
-_COUNT_WHERE = re.compile(r"\s*SELECT\s+COUNT\(\*\)\s+FROM\s+\$\{model\}\s+WHERE\s+(?P<condition>.+?)\s*;?\s*", re.I | re.S)
-_CONDITION_WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_CONDITION_KEYWORDS = {"and", "or", "not", "is", "null", "between", "true", "false"}
 
 STAGING_PREFIX = "_customer_activity_staging_"
 
@@ -141,24 +136,14 @@ def replace_rows(output: TableName, staged: TableName, contract: OutputContract)
 
 
 def check_condition(rule: QualityRule) -> str | None:
-    """The condition a CHECK constraint enforces for a row rule, if the rule is one.
+    """The condition a CHECK constraint enforces for a row rule that must count 0 rows.
 
-    Only conditions made of column names, numbers and comparisons qualify: a rule
-    with a subquery or a function stays a query-time check of the contract test.
+    Such a rule says "no row may match this condition"; a constraint says the same as
+    "every row must satisfy its negation". Other rules stay query-time checks.
     """
-    if rule.metric != "sql" or rule.query is None or rule.operator != "mustBe" or rule.threshold != 0:
+    if rule.row_condition is None or rule.operator != "mustBe" or rule.threshold != 0:
         return None
-    match = _COUNT_WHERE.fullmatch(rule.query)
-    if match is None:
-        return None
-    condition = match.group("condition")
-    if re.search(r"[^A-Za-z0-9_ .<>=!()+\-*/]", condition):
-        return None
-    words = {w.lower() for w in _CONDITION_WORDS.findall(condition)}
-    calls = {w.lower() for w in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(", condition)}
-    if {"select", "from"} & words or calls - _CONDITION_KEYWORDS:
-        return None
-    return f"NOT ({condition})"
+    return f"NOT ({rule.row_condition})"
 
 
 def constraint_name(rule: QualityRule) -> str:

@@ -6,7 +6,9 @@ from it with datacontract-cli, and so are the checks that guard publication.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -36,6 +38,29 @@ OPERATORS = {
 }
 LIBRARY_METRICS = ("rowCount", "nullValues", "duplicateValues")
 
+# Most row rules have this shape: count the rows where a condition holds. When the
+# condition is plain (column names, numbers, comparisons, AND/OR/NOT, IS NULL), the
+# audit counts it inside its one aggregation and the catalog can enforce its negation
+# as a CHECK constraint. Anything else (subqueries, functions) runs as its own query.
+_COUNT_WHERE = re.compile(r"\s*SELECT\s+COUNT\(\*\)\s+FROM\s+\$\{model\}\s+WHERE\s+(?P<condition>.+?)\s*;?\s*", re.I | re.S)
+_PLAIN_CONDITION = re.compile(r"[A-Za-z0-9_ .<>=!()+\-*/]+")
+_CONDITION_KEYWORDS = {"and", "or", "not", "is", "null", "between", "true", "false"}
+
+
+def row_condition(query: str | None) -> str | None:
+    """The WHERE condition of a `SELECT COUNT(*) FROM ${model} WHERE ...` rule, if plain."""
+    match = _COUNT_WHERE.fullmatch(query or "")
+    if match is None:
+        return None
+    condition = match.group("condition")
+    if not _PLAIN_CONDITION.fullmatch(condition):
+        return None
+    words = {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", condition)}
+    calls = {w.lower() for w in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(", condition)}
+    if {"select", "from"} & words or calls - _CONDITION_KEYWORDS:
+        return None
+    return condition
+
 
 @dataclass(frozen=True)
 class QualityRule:
@@ -47,6 +72,7 @@ class QualityRule:
     query: str | None
     operator: str
     threshold: float | tuple[float, float]
+    row_condition: str | None = None
 
     def accepts(self, value: float) -> bool:
         return OPERATORS[self.operator](value, self.threshold)
@@ -107,7 +133,15 @@ def _rule(quality: DataQuality, schema_name: str, column: str | None) -> Quality
     else:
         raise ContractDefinitionError(f"{where}: rule type {quality.type!r} cannot be checked before publishing")
     name = quality.description or quality.name or f"{metric} {operator} {threshold}"
-    return QualityRule(name=name, column=column, metric=metric, query=query, operator=operator, threshold=threshold)
+    return QualityRule(
+        name=name,
+        column=column,
+        metric=metric,
+        query=query,
+        operator=operator,
+        threshold=threshold,
+        row_condition=row_condition(query),
+    )
 
 
 def load_contract(path: Path | None = None) -> OutputContract:
@@ -115,6 +149,14 @@ def load_contract(path: Path | None = None) -> OutputContract:
     path = path or default_contract_path()
     if not path.is_file():
         raise ContractDefinitionError(f"data contract not found: {path}")
+    stat = path.stat()
+    return _load_contract(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+# Linting parses the ODCS JSON schema, which costs most of a second; a contract file
+# that has not changed is read once per process (tests and notebooks load it often).
+@functools.lru_cache(maxsize=8)
+def _load_contract(path: Path, modified_ns: int, size: int) -> OutputContract:
     lint = DataContract(data_contract_file=str(path)).lint()
     # Lint warnings (say, a rule datacontract-cli cannot test) are judged below by
     # what the pre-publish audit can check; only invalid ODCS stops here.

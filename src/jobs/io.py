@@ -140,6 +140,9 @@ def _read_table(spark: SparkSession, location: InputLocation, table: str) -> Dat
         path = location.directory / table
         if not path.exists():
             raise InputError(f"{table}: {path} does not exist")
+        problem = parquet_problem(path)
+        if problem is not None:
+            raise InputError(f"{table}: {path} is not a Parquet dataset: {problem}")
         try:
             return spark.read.parquet(str(path))
         except Exception as error:
@@ -148,6 +151,50 @@ def _read_table(spark: SparkSession, location: InputLocation, table: str) -> Dat
         return spark.read.table(location.table(table).quoted)
     except Exception as error:
         raise InputError(f"{table}: table {where} cannot be read ({_first_line(error)})") from error
+
+
+_PARQUET_MAGIC = b"PAR1"
+
+
+def _data_files(path: Path) -> list[Path]:
+    """The files a Parquet reader reads: hidden and metadata files (`.`, `_`) are not data."""
+    if path.is_file():
+        return [path]
+    return sorted(
+        file
+        for file in path.rglob("*")
+        if file.is_file() and not any(part.startswith((".", "_")) for part in file.relative_to(path).parts)
+    )
+
+
+def _looks_like(head: bytes) -> str:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "unknown binary content"
+    if not all(character.isprintable() or character in "\r\n\t" for character in text):
+        return "unknown binary content"
+    return "comma-separated text (CSV?)" if "," in text.splitlines()[0] else "text"
+
+
+def parquet_problem(path: Path) -> str | None:
+    """Why `path` cannot be read as a Parquet dataset, or None if it looks like one.
+
+    Checked before Spark reads it, so that a wrong file is named plainly instead of
+    surfacing as a failed Spark task with a JVM stack trace.
+    """
+    files = _data_files(path)
+    if not files:
+        return "it holds no data files"
+    for file in files:
+        with file.open("rb") as handle:
+            head = handle.read(64)
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(size - 4, 0))
+            tail = handle.read(4)
+        if size < 12 or head[:4] != _PARQUET_MAGIC or tail != _PARQUET_MAGIC:
+            return f"{file.relative_to(path) if file != path else file.name} is not a Parquet file ({_looks_like(head) if head else 'empty'})"
+    return None
 
 
 def _first_line(error: BaseException) -> str:

@@ -10,7 +10,7 @@ import sqlglot
 
 from customer_activity.jobs import catalog, io
 from customer_activity.jobs.catalog import TableName
-from customer_activity.jobs.contract import load_contract
+from customer_activity.jobs.contract import load_contract, row_condition
 from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError
 
 OUTPUT = TableName("entropy_data_prod", "dp_entropydata_customer_activity_op_v1", "customer_activity")
@@ -108,10 +108,15 @@ def test_each_constraint_is_dropped_before_it_is_added_so_reruns_succeed(contrac
 def test_a_rule_that_is_not_a_plain_row_condition_stays_out_of_the_constraints(contract):
     [rule] = [r for r in contract.rules if r.name == "users_total is not negative."]
     assert catalog.check_condition(rule) == "NOT (users_total < 0)"
-    subquery = replace(rule, query="SELECT COUNT(*) FROM ${model} WHERE users_total > (SELECT 1)")
-    function = replace(rule, query="SELECT COUNT(*) FROM ${model} WHERE length(organization_id) = 0")
-    aggregate = replace(rule, query="SELECT MAX(users_total) FROM ${model}")
-    assert [catalog.check_condition(r) for r in (subquery, function, aggregate)] == [None, None, None]
+    queries = [
+        "SELECT COUNT(*) FROM ${model} WHERE users_total > (SELECT 1)",
+        "SELECT COUNT(*) FROM ${model} WHERE length(organization_id) = 0",
+        "SELECT MAX(users_total) FROM ${model}",
+        "SELECT COUNT(*) FROM ${model} WHERE organization_id = 'x'; DROP TABLE y",
+    ]
+    for query in queries:
+        assert catalog.check_condition(replace(rule, query=query, row_condition=row_condition(query))) is None
+    assert catalog.check_condition(replace(rule, operator="mustBeLessThan", threshold=5)) is None
 
 
 def test_the_consumer_role_is_granted_select(contract):

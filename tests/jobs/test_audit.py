@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -9,7 +10,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from customer_activity.jobs.audit import audit, schema_differences
-from customer_activity.jobs.contract import load_contract
+from customer_activity.jobs.contract import QualityRule, load_contract, row_condition
 
 NOW = datetime(2026, 11, 20, 6, 0)
 
@@ -108,3 +109,12 @@ def test_a_candidate_with_the_wrong_schema_stops_before_any_data_check(spark, co
     result = audit(frame, contract, view="audit_test")
     assert [c.passed for c in result.checks] == [False]
     assert result.rows is None
+
+
+def test_a_rule_that_is_not_a_plain_row_condition_runs_as_its_own_query(spark, contract):
+    query = "SELECT COUNT(*) FROM ${model} WHERE length(organization_id) = 0"
+    rule = QualityRule("organization_id is never empty", "organization_id", "sql", query, "mustBe", 0.0, row_condition(query))
+    assert rule.row_condition is None
+    extended = replace(contract, rules=(*contract.rules, rule))
+    result = audit(candidate(spark, contract, good_row("o1"), good_row("")), extended, view="audit_test")
+    assert result.failures == ["organization_id is never empty: measured 1, expected mustBe 0.0"]

@@ -17,6 +17,10 @@ def stage(output: io.OutputLocation, run_id: str, content: str) -> None:
     (staged / "part-0.parquet").write_text(content)
 
 
+def no_space_left(*args: object, **kwargs: object) -> None:
+    raise OSError("injected: no space left on device")
+
+
 def published_content(directory: Path) -> str:
     return (directory / "customer_activity" / "part-0.parquet").read_text()
 
@@ -82,3 +86,20 @@ def test_an_output_needs_exactly_one_destination(tmp_path):
 def test_an_unknown_table_format_is_refused(tmp_path):
     with pytest.raises(ConfigurationError, match="'csv' is not one of parquet, delta"):
         io.OutputLocation(directory=tmp_path, table_format="csv")
+
+
+def test_a_swap_that_failed_leaves_the_output_and_the_next_one_cleans_up(output, tmp_path, monkeypatch):
+    stage(output, "run-1", "first")
+    io.swap_in_parquet_version(output, "run-1")
+    stage(output, "run-2", "second")
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "symlink_to", no_space_left)
+        with pytest.raises(OSError):
+            io.swap_in_parquet_version(output, "run-2")
+    assert published_content(tmp_path) == "first"
+
+    stage(output, "run-3", "third")
+    io.swap_in_parquet_version(output, "run-3")
+
+    assert published_content(tmp_path) == "third"
+    assert sorted(p.name for p in (tmp_path / ".customer_activity.versions").iterdir()) == ["run-1", "run-3"]

@@ -1,0 +1,172 @@
+"""Bad inputs end with one clear message and exit code 3, before any work; the output stays."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from customer_activity.jobs.cli import main
+from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_INPUT_ERROR, EXIT_OK, EXIT_USAGE
+from local_run import AS_OF, fingerprint, run_report
+
+
+def build(source: Path, output: Path, *extra: str) -> int:
+    return main(["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), *extra])
+
+
+def rewrite(source: Path, table: str, change: Callable[[pa.Table], pa.Table]) -> None:
+    data = change(pq.read_table(source / table))
+    shutil.rmtree(source / table)
+    (source / table).mkdir()
+    pq.write_table(data, source / table / "part-0.parquet")
+
+
+def as_text(column: str) -> Callable[[pa.Table], pa.Table]:
+    def change(table: pa.Table) -> pa.Table:
+        values = pa.array([f"v{value}" for value in table.column(column).to_pylist()])
+        return table.set_column(table.schema.get_field_index(column), column, values)
+
+    return change
+
+
+def as_integer(column: str) -> Callable[[pa.Table], pa.Table]:
+    def change(table: pa.Table) -> pa.Table:
+        values = pa.array(range(table.num_rows), pa.int64())
+        return table.set_column(table.schema.get_field_index(column), column, values)
+
+    return change
+
+
+def replace_files(table: str, name: str, content: bytes) -> Callable[[Path], None]:
+    def change(source: Path) -> None:
+        shutil.rmtree(source / table)
+        (source / table).mkdir()
+        if name:
+            (source / table / name).write_bytes(content)
+
+    return change
+
+
+BAD_INPUTS = {
+    "missing table": (
+        lambda source: shutil.rmtree(source / "asset"),
+        "asset: {source}/asset does not exist",
+    ),
+    "missing column": (
+        lambda source: rewrite(source, "organization", lambda t: t.drop(["vanity_url"])),
+        "organization.vanity_url: required column is missing",
+    ),
+    "version holding text": (
+        lambda source: rewrite(source, "data_product", as_text("version")),
+        "data_product.version: has type string, expected a number (integer versions)",
+    ),
+    "timestamp holding integers": (
+        lambda source: rewrite(source, "organization_member", as_integer("created_at")),
+        "organization_member.created_at: has type bigint, expected a TIMESTAMP, DATE or ISO-8601 string",
+    ),
+    "directory of CSV": (
+        replace_files("output_port", "part-0.csv", b"output_port_id,type\n1,databricks\n"),
+        "output_port: {source}/output_port is not a Parquet dataset: part-0.csv is not a Parquet file (comma-separated text (CSV?))",
+    ),
+    "garbage bytes": (
+        replace_files("data_contract", "part-0.parquet", bytes(range(256)) * 8),
+        "data_contract: {source}/data_contract is not a Parquet dataset: part-0.parquet is not a Parquet file (unknown binary content)",
+    ),
+    "empty directory": (
+        replace_files("test_result", "", b""),
+        "test_result: {source}/test_result is not a Parquet dataset: it holds no data files",
+    ),
+}
+
+
+@pytest.fixture
+def source(sample_source: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "raw"
+    shutil.copytree(sample_source, copy)
+    return copy
+
+
+@pytest.fixture
+def output(published_output: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "out"
+    shutil.copytree(published_output, copy, symlinks=True)
+    return copy
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
+def test_a_bad_input_is_named_and_nothing_is_published(case, source, output, capsys):
+    breaks, expected = BAD_INPUTS[case]
+    breaks(source)
+    before = fingerprint(output)
+
+    assert build(source, output) == EXIT_INPUT_ERROR
+
+    error = capsys.readouterr().err
+    assert expected.format(source=source) in error
+    assert "Traceback" not in error
+    assert fingerprint(output) == before
+    assert run_report(output)["status"] == "failed"
+
+
+def test_several_bad_inputs_are_reported_in_one_run(source, output, capsys):
+    for case in ("missing table", "version holding text", "garbage bytes"):
+        BAD_INPUTS[case][0](source)
+    assert build(source, output) == EXIT_INPUT_ERROR
+    error = capsys.readouterr().err
+    assert error.count("\n  - ") == 3
+
+
+@pytest.mark.e2e
+def test_an_empty_organization_table_fails_the_audit_and_keeps_the_output(source, output, capsys):
+    rewrite(source, "organization", lambda table: table.slice(0, 0))
+    before = fingerprint(output)
+
+    assert build(source, output) == EXIT_CONTRACT_VIOLATION
+
+    assert "The table is never published empty.: measured 0" in capsys.readouterr().err
+    assert fingerprint(output) == before
+
+
+@pytest.mark.e2e
+def test_empty_child_tables_give_zero_counts(source, tmp_path):
+    for table in ("organization_member", "asset", "output_port", "test_result"):
+        rewrite(source, table, lambda data: data.slice(0, 0))
+
+    assert build(source, tmp_path / "fresh") == EXIT_OK
+
+    published = pq.read_table(tmp_path / "fresh" / "customer_activity").to_pylist()
+    assert published and all(row["users_total"] == 0 and row["assets_total"] == 0 for row in published)
+    assert all(row["dataproducts_outputports_with_datacontract_percentage"] == 0.0 for row in published)
+    assert all(row["data_platform"] is None for row in published)
+    counted = run_report(tmp_path / "fresh")["inputs"]["asset"]
+    assert (counted["rows"], counted["rows_after_staging"], counted["superseded_versions_removed"]) == (0, 0, 0)
+
+
+def test_an_invalid_as_of_date_is_refused(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["build", "--source-dir", "raw", "--output-dir", "out", "--as-of", "2026-13-01"])
+    assert exited.value.code == EXIT_USAGE
+    assert "'2026-13-01' is not a date of the form YYYY-MM-DD" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("catalog", "output_schema", "message"),
+    [
+        ("x; DROP TABLE y", "out", "catalog 'x; DROP TABLE y' is not a valid name"),
+        ("main", "dp`; --", "schema 'dp`; --' is not a valid name"),
+    ],
+)
+def test_names_that_could_inject_sql_are_refused_before_anything_runs(catalog, output_schema, message, capsys):
+    arguments = ["build", "--catalog", catalog, "--source-schema", "raw", "--output-schema", output_schema]
+    assert main(arguments) == EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_the_output_directory_may_not_be_the_source(source, capsys):
+    assert build(source, source) == EXIT_USAGE
+    assert "must not be inside the source directory" in capsys.readouterr().err

@@ -1,0 +1,70 @@
+"""Reruns give the same answer, whatever the input's row order, file layout or partitioning."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from customer_activity.jobs import io
+from customer_activity.jobs.build import stage_with_observations
+from customer_activity.jobs.cli import main
+from customer_activity.jobs.contract import load_contract
+from customer_activity.transforms import output_ports
+from local_run import AS_OF, as_utc
+
+pytestmark = pytest.mark.e2e
+
+
+def rows(output: Path) -> list[dict[str, object]]:
+    """The published rows without `updated_at`, the one column that differs per run."""
+    table = pq.read_table(output / "customer_activity").drop(["updated_at"])
+    return sorted(({k: as_utc(v) for k, v in row.items()} for row in table.to_pylist()), key=lambda r: r["organization_id"])
+
+
+def build(source: Path, output: Path) -> int:
+    return main(["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat()])
+
+
+def test_a_rerun_on_the_same_input_gives_the_same_rows(sample_source, published_output, tmp_path):
+    assert build(sample_source, tmp_path) == 0
+    assert rows(tmp_path) == rows(published_output)
+
+
+def test_shuffled_rows_and_another_file_layout_give_the_same_rows(sample_source, published_output, tmp_path):
+    """Every table's rows shuffled and split over three files of unequal size."""
+    shuffled = tmp_path / "raw"
+    rng = random.Random(2024)
+    for table_dir in sample_source.iterdir():
+        table = pq.read_table(table_dir)
+        order = list(range(table.num_rows))
+        rng.shuffle(order)
+        table = table.take(order)
+        (shuffled / table_dir.name).mkdir(parents=True)
+        cuts = [0, table.num_rows // 5, table.num_rows // 2, table.num_rows]
+        for number, (start, end) in enumerate(zip(cuts, cuts[1:])):
+            pq.write_table(table.slice(start, end - start), shuffled / table_dir.name / f"part-{number}.parquet", row_group_size=17)
+
+    assert build(shuffled, tmp_path / "out") == 0
+    assert rows(tmp_path / "out") == rows(published_output)
+
+
+@pytest.mark.parametrize("partitions", ["1", "13"])
+def test_the_number_of_shuffle_partitions_does_not_change_the_rows(spark, sample_source, published_output, partitions):
+    contract = load_contract()
+    previous = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", partitions)
+    try:
+        staged, _ = stage_with_observations(io.read_input_ports(spark, io.InputLocation(directory=sample_source)))
+        candidate = output_ports.customer_activity(staged, AS_OF, datetime.now(timezone.utc), contract.spark_schema)
+        # Through Arrow: timestamps keep their zone instead of becoming local wall time.
+        computed = [
+            {k: as_utc(v) for k, v in row.items() if k != "updated_at"}
+            for row in candidate.orderBy("organization_id").toArrow().to_pylist()
+        ]
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", previous)
+    assert computed == rows(published_output)
