@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 from customer_activity.jobs import io, sample_data
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import intermediate, output_ports
-from customer_activity.transforms.staging import STAGING_MODELS
+from customer_activity.transforms.staging import STAGING_MODELS, stage
 
 ON_DATABRICKS = "DATABRICKS_RUNTIME_VERSION" in os.environ
 
@@ -81,12 +81,12 @@ show(raw["organization"].orderBy("organization_id", F.col("version").desc_nulls_
 # MAGIC %md
 # MAGIC ## Staging: the latest version of every entity
 # MAGIC Raw tables keep every version; staging keeps one row per key (highest `version`, then
-# MAGIC `_dlt_load_id`, then `_dlt_id`), drops rows without a key and parses timestamps
-# MAGIC (unparseable ones become NULL).
+# MAGIC `_dlt_load_id`, then `_dlt_id`), drops rows without a key, keeps the columns the
+# MAGIC product uses and parses timestamps (unparseable ones become NULL).
 
 # COMMAND ----------
 
-staged = {table: STAGING_MODELS[table](frame) for table, frame in raw.items()}
+staged = {table: stage(frame, STAGING_MODELS[table]) for table, frame in raw.items()}
 for table, frame in staged.items():
     print(f"{table:<20} raw {raw[table].count():>7}   staged {frame.count():>7}")
 show(staged["organization"])

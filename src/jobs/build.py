@@ -31,7 +31,7 @@ from customer_activity.jobs.contract import OutputContract, load_contract
 from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError, ContractViolation, CustomerActivityError
 from customer_activity.jobs.lineage import DatasetName, Lineage
 from customer_activity.jobs.report import RunReport, TableReport
-from customer_activity.transforms import input_ports, output_ports
+from customer_activity.transforms import input_ports, output_ports, staging
 from customer_activity.transforms.staging import STAGING_MODELS
 
 logger = logging.getLogger(__name__)
@@ -81,40 +81,52 @@ class _Watch:
 class _Observed:
     """The observations attached to one input table and its staging model."""
 
+    versioned: bool
     raw: _Watch
     staged: _Watch
 
     def report(self) -> TableReport:
         raw, staged = self.raw.values(), self.staged.values()
-        with_keys = raw["rows"] - raw["null_key_rows"]
+        # Only versioned tables drop rows without a key; test results keep them all.
+        dropped = raw["null_key_rows"] if self.versioned else 0
         return TableReport(
             rows=raw["rows"],
-            null_key_rows_dropped=raw["null_key_rows"],
-            superseded_versions_removed=with_keys - staged["rows"],
-            unparseable_timestamp_rows=raw["unparseable_timestamp_rows"],
+            null_key_rows_dropped=dropped,
+            superseded_versions_removed=raw["rows"] - dropped - staged["rows"],
+            unparseable_timestamp_rows=staged["unparseable_timestamp_rows"],
             rows_after_staging=staged["rows"],
         )
+
+
+def _observed_staging(table: str, frame: DataFrame) -> tuple[DataFrame, _Observed]:
+    model = STAGING_MODELS[table]
+    raw_metrics = input_ports.input_metrics(model.port)
+    raw_watch = _Watch(Observation(f"{table}_input"), lambda: frame, raw_metrics)
+    watches: list[_Watch] = []
+
+    def observe_staged(survivors: DataFrame) -> DataFrame:
+        metrics = [
+            F.count(F.lit(1)).alias("rows"),
+            F.count_if(staging.unparseable_timestamps(survivors)).alias("unparseable_timestamp_rows"),
+        ]
+        watches.append(_Watch(Observation(f"{table}_staged"), lambda: survivors, metrics))
+        return survivors.observe(watches[-1].observation, *metrics)
+
+    staged = staging.stage(frame.observe(raw_watch.observation, *raw_metrics), model, observe=observe_staged)
+    return staged, _Observed(versioned=model.port.versioned, raw=raw_watch, staged=watches[0])
 
 
 def stage_with_observations(raw: dict[str, DataFrame]) -> tuple[dict[str, DataFrame], dict[str, _Observed]]:
     """Staging models over the raw tables, counting what staging drops as it runs.
 
     The counts ride along with the build's own scan (`DataFrame.observe`) instead of
-    costing a second pass over the inputs.
+    costing a second pass over the inputs: raw rows and NULL keys where the table is
+    read, kept rows and unparseable timestamps where the latest versions are parsed.
     """
     staged: dict[str, DataFrame] = {}
     observed: dict[str, _Observed] = {}
     for table, frame in raw.items():
-        port = input_ports.INPUT_PORTS[table]
-        raw_metrics = input_ports.quality_metrics(frame, port)
-        raw_watch = _Watch(Observation(f"{table}_input"), lambda frame=frame: frame, raw_metrics)
-        model = STAGING_MODELS[table](frame.observe(raw_watch.observation, *raw_metrics))
-        staged_metrics = [F.count(F.lit(1)).alias("rows")]
-        staged_watch = _Watch(
-            Observation(f"{table}_staged"), lambda frame=frame, table=table: STAGING_MODELS[table](frame), staged_metrics
-        )
-        staged[table] = model.observe(staged_watch.observation, *staged_metrics)
-        observed[table] = _Observed(raw=raw_watch, staged=staged_watch)
+        staged[table], observed[table] = _observed_staging(table, frame)
     return staged, observed
 
 

@@ -1,9 +1,11 @@
 """Input ports: the raw tables dlt extracts from the operational Postgres database.
 
 Each port declares the columns the product uses and the types it accepts for them.
-`conform` turns a raw table into typed columns without dropping or deduplicating
-anything: identifiers become strings, timestamps become UTC instants, versions
-become numbers. Further raw columns are ignored.
+`conform` selects columns of a raw table with the types staging compares them in,
+without dropping or deduplicating anything: identifiers and strings become strings,
+versions and load ids numbers. Timestamps keep their raw type: staging parses them
+after deduplication, so that superseded versions are never parsed. Further raw
+columns are ignored.
 """
 
 from __future__ import annotations
@@ -180,39 +182,33 @@ def _version(column: Column, data_type: T.DataType) -> Column:
     return column.cast(T.DoubleType())
 
 
-def conform(raw: DataFrame, port: InputPort) -> DataFrame:
-    """Select the port's columns from a raw table with their canonical types."""
-    types = {field.name: field.dataType for field in raw.schema.fields}
+def conform(raw: DataFrame, port: InputPort, columns: tuple[str, ...]) -> DataFrame:
+    """The port's key, the given value `columns` and the version columns, typed for staging."""
+    unknown = set(columns) - set(port.required_columns)
+    if unknown:
+        raise ValueError(f"{port.table} has no input columns {sorted(unknown)}")
     technical = []
     if port.versioned:
+        types = {field.name: field.dataType for field in raw.schema.fields}
         technical = [
             _version(F.col(VERSION), types[VERSION]).alias(VERSION),
             F.col(DLT_LOAD_ID).try_cast(_LOAD_ID_TYPE).alias(DLT_LOAD_ID),
             F.col(DLT_ID).cast(T.StringType()).alias(DLT_ID),
         ]
     return raw.select(
-        *[F.col(c).cast(T.StringType()).alias(c) for c in (port.key, *port.id_columns)],
-        *[F.col(c).cast(T.StringType()).alias(c) for c in port.string_columns],
-        *[parse_utc_timestamp(F.col(c), types[c]).alias(c) for c in port.timestamp_columns],
+        F.col(port.key).cast(T.StringType()).alias(port.key),
+        *[F.col(c) if c in port.timestamp_columns else F.col(c).cast(T.StringType()).alias(c) for c in columns],
         *technical,
     )
 
 
-def quality_metrics(raw: DataFrame, port: InputPort) -> list[Column]:
-    """Aggregate expressions that count what staging will drop or repair in `raw`.
+def input_metrics(port: InputPort) -> list[Column]:
+    """Aggregates over a raw table for the run report: its rows and its NULL keys.
 
-    The jobs attach them with `DataFrame.observe`, so the counts come with the
-    build's own scan instead of a second pass over the input.
+    Deliberately cheap: the jobs attach them to the build's own scan with
+    `DataFrame.observe`, which sees every raw row.
     """
-    types = {field.name: field.dataType for field in raw.schema.fields}
-    unparseable = [
-        unparseable_timestamp(F.col(c), types[c]) for c in port.timestamp_columns
-    ]
-    any_unparseable = unparseable[0]
-    for flag in unparseable[1:]:
-        any_unparseable = any_unparseable | flag
     return [
         F.count(F.lit(1)).alias("rows"),
         F.count_if(F.col(port.key).isNull()).alias("null_key_rows"),
-        F.count_if(any_unparseable).alias("unparseable_timestamp_rows"),
     ]

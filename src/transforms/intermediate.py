@@ -32,18 +32,27 @@ def is_added_recently(created_at: Column, as_of: date) -> Column:
 
 
 def int_organization_users(members: DataFrame, as_of: date) -> DataFrame:
-    """Distinct users per organisation, in total and added recently; latest sign-up."""
+    """Distinct users per organisation, in total and added recently; latest sign-up.
+
+    First one row per (organisation, user), then one per organisation. Both group
+    by the organisation first, so one shuffle by organisation serves both; two
+    `count_distinct`s would instead copy every membership once per distinct count.
+    """
     is_added_last_30_days = is_added_recently(F.col("created_at"), as_of)
-    return (
+    per_user = (
         members.select("organization_id", "user_id", "created_at")
-        .groupBy("organization_id")
+        .repartition("organization_id")
+        .groupBy("organization_id", "user_id")
         .agg(
-            F.count_distinct("user_id").alias("users_total"),
-            F.count_distinct(F.when(is_added_last_30_days, F.col("user_id"))).alias(
-                "users_added_30d"
-            ),
-            F.max("created_at").alias("users_last_signed_up_at"),
+            F.max(is_added_last_30_days).alias("is_added_last_30_days"),
+            F.max("created_at").alias("last_signed_up_at"),
         )
+    )
+    has_user = F.col("user_id").isNotNull()
+    return per_user.groupBy("organization_id").agg(
+        F.count_if(has_user).alias("users_total"),
+        F.count_if(has_user & F.col("is_added_last_30_days")).alias("users_added_30d"),
+        F.max("last_signed_up_at").alias("users_last_signed_up_at"),
     )
 
 
@@ -107,13 +116,19 @@ def int_organization_output_ports(output_ports_enriched: DataFrame) -> DataFrame
 
     The main platform is the port type used by the most distinct data products; a
     tie goes to the alphabetically first type; ports without a type are not votes.
-    Both steps group the same rows, so the ports are read and shuffled once.
+    Three aggregations, each over the rows of the one before: per data product and
+    type, per type, per organisation. Spark runs them as hash aggregations, where a
+    distinct count would copy every port once more and sort it.
     """
-    per_platform = output_ports_enriched.groupBy("organization_id", "platform_type").agg(
+    per_product = output_ports_enriched.groupBy("organization_id", "platform_type", "data_product_id").agg(
         F.count(F.lit(1)).alias("ports"),
         F.count_if("has_active_data_contract").alias("ports_with_active_data_contract"),
         F.count_if("has_test_results").alias("ports_with_test_results"),
-        F.count_distinct("data_product_id").alias("data_products"),
+    )
+    port_sums = [F.sum(c).alias(c) for c in ("ports", "ports_with_active_data_contract", "ports_with_test_results")]
+    per_platform = per_product.groupBy("organization_id", "platform_type").agg(
+        *port_sums,
+        F.count(F.lit(1)).alias("data_products"),
     )
     # min_by over (-votes, type): most votes first, then the alphabetically first type.
     platform_rank = F.when(
@@ -121,9 +136,7 @@ def int_organization_output_ports(output_ports_enriched: DataFrame) -> DataFrame
         F.struct((-F.col("data_products")).alias("votes"), F.col("platform_type")),
     )
     per_organization = per_platform.groupBy("organization_id").agg(
-        F.sum("ports").alias("ports"),
-        F.sum("ports_with_active_data_contract").alias("ports_with_active_data_contract"),
-        F.sum("ports_with_test_results").alias("ports_with_test_results"),
+        *port_sums,
         F.min_by("platform_type", platform_rank).alias("data_platform"),
     )
     return per_organization.select(

@@ -1,133 +1,168 @@
 """Staging: one model per source table; typed columns, the latest version per entity.
 
-Staging only casts, renames and deduplicates. A row whose key is NULL is not an
-entity and is dropped. Of the remaining rows, one per key survives: the highest
-`version` (NULL ranks below any version), then the highest `_dlt_load_id` compared
-as a number, then the highest `_dlt_id`. A hash of the whole row breaks any tie left,
-so the result never depends on row order or partitioning.
+Staging only selects, casts, renames and deduplicates. Each model keeps the columns
+the product uses, and nothing else: narrower rows are what the deduplication sorts
+and shuffles. A row whose key is NULL is not an entity and is dropped. Of the
+remaining rows, one per key survives: the highest `version` (NULL ranks below any
+version), then the highest `_dlt_load_id` compared as a number, then the highest
+`_dlt_id`. Should rows still tie, the kept columns themselves decide, so the result
+never depends on row order or partitioning. Timestamps are parsed after that, only
+for the rows that survive.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+import functools
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from customer_activity.transforms import input_ports
 from customer_activity.transforms.input_ports import DLT_ID, DLT_LOAD_ID, VERSION, InputPort
 
-_LATEST = "_latest"
+_RANK = "_version_rank"
+_RAW = "_raw_"
 
 
-def _descending_nulls_last(column: Column) -> list[Column]:
-    # Inside a struct NULL sorts first; the leading flag makes a NULL rank lowest.
-    return [column.isNotNull(), column]
+@dataclass(frozen=True)
+class StagingModel:
+    """A staging model: which input port, which of its columns, under which names."""
+
+    name: str
+    port: InputPort
+    columns: tuple[str, ...]
+    renames: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def timestamp_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c in self.port.timestamp_columns)
 
 
 def latest_version(conformed: DataFrame, key: str) -> DataFrame:
     """Keep the latest version of every non-NULL key (see the module docstring).
 
-    An aggregation with `max_by` rather than a `row_number()` window: Spark
-    aggregates partially before the shuffle, so only candidates cross the network.
+    `row_number() ... = 1` is the form Spark recognises: it keeps only the leading
+    row of every key within each task before the shuffle (a partial group limit), so
+    most superseded versions never cross the network.
     """
-    values = [c for c in conformed.columns if c != key]
-    ranking = F.struct(
-        *_descending_nulls_last(F.col(VERSION)),
-        *_descending_nulls_last(F.col(DLT_LOAD_ID)),
-        *_descending_nulls_last(F.col(DLT_ID)),
-        F.xxhash64(*[F.col(c) for c in values]),
+    values = [c for c in conformed.columns if c not in (key, VERSION, DLT_LOAD_ID, DLT_ID)]
+    newest_first = Window.partitionBy(key).orderBy(
+        F.col(VERSION).desc_nulls_last(),
+        F.col(DLT_LOAD_ID).desc_nulls_last(),
+        F.col(DLT_ID).desc_nulls_last(),
+        *[F.col(c).desc_nulls_last() for c in values],
     )
     return (
         conformed.where(F.col(key).isNotNull())
-        .groupBy(key)
-        .agg(F.max_by(F.struct(*[F.col(c) for c in values]), ranking).alias(_LATEST))
-        .select(key, *[F.col(f"{_LATEST}.{c}").alias(c) for c in values])
+        .withColumn(_RANK, F.row_number().over(newest_first))
+        .where(F.col(_RANK) == 1)
+        .select(key, *values)
     )
 
 
-def _stage(raw: DataFrame, port: InputPort) -> DataFrame:
-    conformed = input_ports.conform(raw, port)
-    if not port.versioned:
-        return conformed
-    return latest_version(conformed, port.key).drop(VERSION, DLT_LOAD_ID, DLT_ID)
+def unparseable_timestamps(frame: DataFrame) -> Column:
+    """True for a row of `stage`'s observable frame with a timestamp it could not parse."""
+    flags = [
+        input_ports.unparseable_timestamp(F.col(name), frame.schema[name].dataType)
+        for name in frame.columns
+        if name.startswith(_RAW)
+    ]
+    return functools.reduce(operator.or_, flags, F.lit(False))
+
+
+def stage(
+    raw: DataFrame,
+    model: StagingModel,
+    observe: Callable[[DataFrame], DataFrame] | None = None,
+) -> DataFrame:
+    """Run a staging model over its raw table.
+
+    `observe`, if given, sees the surviving rows with each timestamp both parsed and
+    raw (as `_raw_<column>`), so that a caller can count what parsing turned into
+    NULL (see `unparseable_timestamps`) without a second pass.
+    """
+    port = model.port
+    conformed = input_ports.conform(raw, port, model.columns)
+    latest = latest_version(conformed, port.key) if port.versioned else conformed.select(port.key, *model.columns)
+    types = {f.name: f.dataType for f in latest.schema.fields}
+    parsed = latest.select(
+        port.key,
+        *[
+            input_ports.parse_utc_timestamp(F.col(c), types[c]).alias(c) if c in model.timestamp_columns else F.col(c)
+            for c in model.columns
+        ],
+        *[F.col(c).alias(_RAW + c) for c in model.timestamp_columns],
+    )
+    if observe is not None:
+        parsed = observe(parsed)
+    return parsed.select(
+        port.key,
+        *[F.col(c).alias(model.renames.get(c, c)) for c in model.columns],
+    )
+
+
+STG_ORGANIZATIONS = StagingModel(
+    "stg_organizations", input_ports.ORGANIZATION, ("vanity_url", "created_by", "created_at")
+)
+STG_ORGANIZATION_MEMBERS = StagingModel(
+    "stg_organization_members", input_ports.ORGANIZATION_MEMBER, ("organization_id", "user_id", "created_at")
+)
+STG_DATA_PRODUCTS = StagingModel(
+    "stg_data_products", input_ports.DATA_PRODUCT, ("organization_id", "created_at", "updated_at")
+)
+STG_ASSETS = StagingModel("stg_assets", input_ports.ASSET, ("organization_id",))
+STG_OUTPUT_PORTS = StagingModel(
+    "stg_output_ports",
+    input_ports.OUTPUT_PORT,
+    ("data_product_id", "type", "data_contract_id"),
+    renames={"type": "platform_type"},
+)
+STG_DATA_CONTRACTS = StagingModel("stg_data_contracts", input_ports.DATA_CONTRACT, ("status",))
+# Test results are append-only: every row is a result, nothing to deduplicate.
+STG_TEST_RESULTS = StagingModel("stg_test_results", input_ports.TEST_RESULT, ("data_contract_id",))
 
 
 def stg_organizations(raw: DataFrame) -> DataFrame:
-    return _stage(raw, input_ports.ORGANIZATION).select(
-        "organization_id",
-        "vanity_url",
-        "created_by",
-        "created_at",
-    )
+    return stage(raw, STG_ORGANIZATIONS)
 
 
 def stg_organization_members(raw: DataFrame) -> DataFrame:
-    return _stage(raw, input_ports.ORGANIZATION_MEMBER).select(
-        "organization_member_id",
-        "organization_id",
-        "user_id",
-        "role",
-        "created_at",
-    )
+    return stage(raw, STG_ORGANIZATION_MEMBERS)
 
 
 def stg_data_products(raw: DataFrame) -> DataFrame:
-    return _stage(raw, input_ports.DATA_PRODUCT).select(
-        "data_product_id",
-        "organization_id",
-        "name",
-        "status",
-        "specification_type",
-        "created_at",
-        "updated_at",
-    )
+    return stage(raw, STG_DATA_PRODUCTS)
 
 
 def stg_assets(raw: DataFrame) -> DataFrame:
-    return _stage(raw, input_ports.ASSET).select(
-        "asset_id",
-        "organization_id",
-        "name",
-        "type",
-        "created_at",
-    )
+    return stage(raw, STG_ASSETS)
 
 
 def stg_output_ports(raw: DataFrame) -> DataFrame:
-    return _stage(raw, input_ports.OUTPUT_PORT).select(
-        "output_port_id",
-        "data_product_id",
-        "name",
-        F.col("type").alias("platform_type"),
-        "data_contract_id",
-        "created_at",
-    )
+    return stage(raw, STG_OUTPUT_PORTS)
 
 
 def stg_data_contracts(raw: DataFrame) -> DataFrame:
-    return _stage(raw, input_ports.DATA_CONTRACT).select(
-        "data_contract_id",
-        "organization_id",
-        "status",
-        "created_at",
-    )
+    return stage(raw, STG_DATA_CONTRACTS)
 
 
 def stg_test_results(raw: DataFrame) -> DataFrame:
-    """All test results: the table is append-only, so every row is a result."""
-    return _stage(raw, input_ports.TEST_RESULT).select(
-        "test_result_id",
-        "data_contract_id",
-        "result",
-        "created_at",
+    return stage(raw, STG_TEST_RESULTS)
+
+
+# Keyed by source table: what the jobs and the notebook iterate over.
+STAGING_MODELS: dict[str, StagingModel] = {
+    model.port.table: model
+    for model in (
+        STG_ORGANIZATIONS,
+        STG_ORGANIZATION_MEMBERS,
+        STG_DATA_PRODUCTS,
+        STG_ASSETS,
+        STG_OUTPUT_PORTS,
+        STG_DATA_CONTRACTS,
+        STG_TEST_RESULTS,
     )
-
-
-STAGING_MODELS = {
-    input_ports.ORGANIZATION.table: stg_organizations,
-    input_ports.ORGANIZATION_MEMBER.table: stg_organization_members,
-    input_ports.DATA_PRODUCT.table: stg_data_products,
-    input_ports.ASSET.table: stg_assets,
-    input_ports.OUTPUT_PORT.table: stg_output_ports,
-    input_ports.DATA_CONTRACT.table: stg_data_contracts,
-    input_ports.TEST_RESULT.table: stg_test_results,
 }

@@ -147,6 +147,24 @@ def test_empty_child_tables_give_zero_counts(source, tmp_path):
     assert (counted["rows"], counted["rows_after_staging"], counted["superseded_versions_removed"]) == (0, 0, 0)
 
 
+@pytest.mark.e2e
+def test_test_results_without_a_key_are_kept_and_reported_as_kept(source, tmp_path):
+    """test_result is append-only: the NULL-key rule is for versioned tables only."""
+
+    def without_keys(data: pa.Table) -> pa.Table:
+        keys = [None if number < 5 else key for number, key in enumerate(data.column("test_result_id").to_pylist())]
+        return data.set_column(data.schema.get_field_index("test_result_id"), "test_result_id", pa.array(keys, pa.string()))
+
+    rewrite(source, "test_result", without_keys)
+
+    assert build(source, tmp_path / "fresh") == EXIT_OK
+
+    counted = run_report(tmp_path / "fresh")["inputs"]["test_result"]
+    assert counted["rows"] > 5
+    assert (counted["null_key_rows_dropped"], counted["superseded_versions_removed"]) == (0, 0)
+    assert counted["rows_after_staging"] == counted["rows"]
+
+
 def test_an_invalid_as_of_date_is_refused(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["build", "--source-dir", "raw", "--output-dir", "out", "--as-of", "2026-13-01"])

@@ -11,7 +11,6 @@ import pytest
 
 import reference
 from customer_activity.jobs.cli import main
-from customer_activity.jobs.errors import EXIT_OK
 from local_run import AS_OF, as_utc, run_report
 
 pytestmark = pytest.mark.e2e
@@ -60,9 +59,11 @@ def test_run_report_counts_what_staging_dropped_per_table(sample_source, publish
     assert report["output_rows"] == pq.read_table(published_output / "customer_activity").num_rows
 
 
-def test_run_report_counts_unparseable_timestamps(sample_source, published_output):
+def test_run_report_counts_kept_rows_with_unparseable_timestamps(sample_source, published_output):
+    """Rule 3: a latest version whose timestamp cannot be parsed is kept, and counted."""
     rows = pq.read_table(sample_source / "organization").to_pylist()
-    malformed = sum(1 for row in rows if row["created_at"] is not None and reference._timestamp(row["created_at"]) is None)
+    latest = reference._latest(rows, "organization_id").values()
+    malformed = sum(1 for row in latest if row["created_at"] is not None and reference._timestamp(row["created_at"]) is None)
     assert malformed > 0, "the sample is meant to contain malformed timestamps"
     assert run_report(published_output)["inputs"]["organization"]["unparseable_timestamp_rows"] == malformed
 

@@ -75,20 +75,24 @@ def test_typed_timestamps_dates_and_naive_timestamps_are_kept_as_utc(spark):
     assert tuple(row) == (True, True, True)
 
 
-def test_conform_keeps_only_the_used_columns_with_canonical_types(spark):
+def test_conform_keeps_the_key_the_asked_columns_and_the_version_columns(spark):
+    """Timestamps keep their raw type: staging parses only the rows that survive."""
     frame = raw(spark, "organization_member", {"organization_member_id": "m1", "created_at": "2024-03-15T10:00:00Z"})
-    conformed = input_ports.conform(frame.withColumn("extra", F.lit("ignored")), ORGANIZATION_MEMBER)
-    assert conformed.columns == list(ORGANIZATION_MEMBER.required_columns)
+    conformed = input_ports.conform(frame.withColumn("extra", F.lit("ignored")), ORGANIZATION_MEMBER, ("user_id", "created_at"))
     assert dict(conformed.dtypes) == {
         "organization_member_id": "string",
-        "organization_id": "string",
         "user_id": "string",
-        "role": "string",
-        "created_at": "timestamp",
+        "created_at": "string",
         "version": "bigint",
         "_dlt_load_id": "decimal(38,10)",
         "_dlt_id": "string",
     }
+
+
+def test_conform_refuses_a_column_the_input_port_does_not_have(spark):
+    frame = raw(spark, "organization", {"organization_id": "o1"})
+    with pytest.raises(ValueError, match=r"organization has no input columns \['extra'\]"):
+        input_ports.conform(frame, ORGANIZATION, ("extra",))
 
 
 def test_integer_identifiers_become_strings(spark):
@@ -98,7 +102,7 @@ def test_integer_identifiers_become_strings(spark):
         "organization_id bigint, vanity_url string, created_by string, created_at string, "
         "version int, _dlt_load_id string, _dlt_id string",
     )
-    assert input_ports.conform(frame, ORGANIZATION).select("organization_id").first()[0] == "42"
+    assert input_ports.conform(frame, ORGANIZATION, ()).select("organization_id").first()[0] == "42"
 
 
 def test_a_well_formed_raw_table_has_no_schema_problems():

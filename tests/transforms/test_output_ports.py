@@ -21,7 +21,7 @@ def contract_schema():
 
 
 def build(spark, contract_schema, **tables):
-    staged = {name: model(raw(spark, name, *tables.get(name, ()))) for name, model in STAGING_MODELS.items()}
+    staged = {name: staging.stage(raw(spark, name, *tables.get(name, ())), model) for name, model in STAGING_MODELS.items()}
     return output_ports.customer_activity(staged, AS_OF, RUN_AT, contract_schema)
 
 
@@ -146,4 +146,4 @@ def test_staging_models_exist_for_all_seven_input_ports():
         "data_contract",
         "test_result",
     }
-    assert STAGING_MODELS["organization"] is staging.stg_organizations
+    assert STAGING_MODELS["organization"] is staging.STG_ORGANIZATIONS

@@ -87,11 +87,11 @@ def test_staging_keeps_the_latest_values_of_every_column(spark):
     members = raw(
         spark,
         "organization_member",
-        {"organization_member_id": "m1", "organization_id": "o1", "user_id": "u1", "role": "member", "version": 1},
-        {"organization_member_id": "m1", "organization_id": "o2", "user_id": None, "role": None, "version": 2},
+        {"organization_member_id": "m1", "organization_id": "o1", "user_id": "u1", "created_at": "2024-01-01", "version": 1},
+        {"organization_member_id": "m1", "organization_id": "o2", "user_id": None, "created_at": None, "version": 2},
     )
     [member] = staging.stg_organization_members(members).collect()
-    assert (member.organization_id, member.user_id, member.role) == ("o2", None, None)
+    assert (member.organization_id, member.user_id, member.created_at) == ("o2", None, None)
 
 
 def test_test_results_are_append_only_and_all_kept(spark):
@@ -109,3 +109,61 @@ def test_test_results_are_append_only_and_all_kept(spark):
 def test_output_port_type_is_named_as_the_platform_it_is(spark):
     ports = raw(spark, "output_port", {"output_port_id": "p1", "type": "databricks"})
     assert staging.stg_output_ports(ports).select("platform_type").first()[0] == "databricks"
+
+
+def test_rows_that_tie_on_every_ranking_column_are_decided_by_their_values(spark):
+    """Rule 2 leaves full ties open; the kept values decide, whatever the row order."""
+    rows = [
+        {"organization_id": "o1", "vanity_url": "alpha", "_dlt_id": "same"},
+        {"organization_id": "o1", "vanity_url": "beta", "_dlt_id": "same"},
+    ]
+    forwards = staging.stg_organizations(raw(spark, "organization", *rows))
+    backwards = staging.stg_organizations(raw(spark, "organization", *reversed(rows)).repartition(2))
+    assert vanity_urls(forwards) == vanity_urls(backwards) == {"o1": "beta"}
+
+
+def test_staging_keeps_only_the_columns_the_product_uses(spark):
+    products = raw(spark, "data_product", {"data_product_id": "d1", "name": "unused", "status": "active"})
+    assert staging.stg_data_products(products).columns == ["data_product_id", "organization_id", "created_at", "updated_at"]
+
+
+def test_timestamps_of_the_latest_version_are_parsed_and_superseded_ones_never_matter(spark):
+    """Rule 3 applies to the surviving row: a malformed older version cannot leak in."""
+    organizations = raw(
+        spark,
+        "organization",
+        {"organization_id": "o1", "created_at": "garbage", "version": 1},
+        {"organization_id": "o1", "created_at": "2024-03-15T12:00:00+02:00", "version": 2},
+        {"organization_id": "o2", "created_at": "not a date", "version": 1},
+    )
+    parsed = {row.organization_id: row.created_at for row in staging.stg_organizations(organizations).collect()}
+    assert parsed["o1"].isoformat().startswith("2024-03-15T10:00")
+    assert parsed["o2"] is None
+
+
+def test_the_observe_hook_sees_raw_and_parsed_timestamps_of_the_surviving_rows(spark):
+    """What the run report counts: kept rows whose timestamp could not be parsed."""
+    products = raw(
+        spark,
+        "data_product",
+        {"data_product_id": "d1", "created_at": "garbage", "updated_at": "2024-01-01", "version": 1},
+        {"data_product_id": "d1", "created_at": "2024-01-01", "updated_at": "2024-01-01", "version": 2},
+        {"data_product_id": "d2", "created_at": "2024-01-01", "updated_at": "31/12/2024"},
+        {"data_product_id": "d3", "created_at": None, "updated_at": None},
+    )
+    seen = {}
+
+    def observe(frame):
+        seen["frame"] = frame
+        return frame
+
+    staging.stage(products, staging.STG_DATA_PRODUCTS, observe=observe).collect()
+    flags = seen["frame"].select("data_product_id", staging.unparseable_timestamps(seen["frame"]).alias("bad")).collect()
+    assert {row.data_product_id: row.bad for row in flags} == {"d1": False, "d2": True, "d3": False}
+
+
+def test_a_model_without_timestamps_never_flags_a_row(spark):
+    assets = raw(spark, "asset", {"asset_id": "a1", "organization_id": "o1"})
+    seen = {}
+    staging.stage(assets, staging.STG_ASSETS, observe=lambda frame: seen.setdefault("frame", frame)).collect()
+    assert seen["frame"].select(staging.unparseable_timestamps(seen["frame"])).first()[0] is False
