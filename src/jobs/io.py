@@ -41,6 +41,9 @@ _LOCAL_SESSION_CONF = {
     # A laptop run handles thousands of rows, not billions: Spark's default of 200
     # shuffle partitions would mean 200 tiny tasks per stage.
     "spark.sql.shuffle.partitions": "8",
+    # Spark's default of 1 GiB runs out of heap on a sample of 100 000 organisations;
+    # this is a ceiling the JVM grows into, not memory it takes up front.
+    "spark.driver.memory": "4g",
     "spark.log.level": "WARN",
 }
 _DELTA_CONF = {
