@@ -3,6 +3,7 @@
 
     python3 dev.py run   [customer-activity run options]   # the main job, locally
     python3 dev.py test  [pytest options]                  # the test suite
+    python3 dev.py bench [benchmarks/run.py options]       # the performance benchmark
     python3 dev.py shell-env                               # only create/refresh .venv
 
 Needs Python 3.11+ and Java 17+ (PySpark 4). Everything else goes into `.venv`,
@@ -77,6 +78,7 @@ def main(argv: list[str]) -> int:
     commands = {
         "run": [str(BIN / "customer-activity"), "run"],
         "test": [str(BIN / "python"), "-m", "pytest"],
+        "bench": [str(BIN / "python"), str(ROOT / "benchmarks" / "run.py")],
         "shell-env": None,
     }
     if not argv or argv[0] not in commands:

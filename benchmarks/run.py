@@ -1,0 +1,292 @@
+"""Benchmark: the project's build against the straightforward dbt port and the scan floor.
+
+    python3 dev.py bench                                   # 10 000 and 100 000 organisations
+    python3 dev.py bench --organizations 20000 --repetitions 3
+
+For every scale it generates (once, then reuses) the sample raw tables, and then, in
+one Spark session with the job's own local settings, measures:
+
+  (a) build            the project's whole `build`: read and check the inputs, stage,
+                       transform, write the candidate, audit it against the contract,
+                       publish it, write the run report;
+  (b) straightforward  the dbt models ported as they are (benchmarks/straightforward.py),
+                       from the same checked inputs to the same Parquet output;
+  (c) scan floor       reading every input column the output depends on, once;
+
+and, to show where (a)'s time goes, (a-) the build's transforms alone, written like (b).
+Each runs once to warm up, then `--repetitions` times, interleaved and in rotating
+order so that no variant always runs on a cooler machine; the median counts. The
+ratios (a)/(b) and (a)/(c), the JVM's peak resident memory per variant and a
+description of the machine are printed and written to a JSON results file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from pyspark.sql import SparkSession
+
+import straightforward
+from customer_activity.jobs import io, sample_data
+from customer_activity.jobs.build import BuildConfig, run_build
+from customer_activity.jobs.contract import load_contract
+from customer_activity.transforms import output_ports
+from customer_activity.transforms.staging import STAGING_MODELS, stage
+
+HERE = Path(__file__).resolve().parent
+AS_OF = date(2026, 11, 20)
+# The targets of the performance issue, checked at 100 000 organisations and more.
+TARGET_SCALE = 100_000
+TARGET_VS_STRAIGHTFORWARD = 0.8
+TARGET_VS_SCAN_FLOOR = 2.5
+
+
+def floor_columns(table: str) -> list[str]:
+    """The input columns the output depends on: the staging model's, with its versions."""
+    model = STAGING_MODELS[table]
+    return [model.port.key, *model.columns, *model.port.technical_columns]
+
+
+class JvmMemory:
+    """Peak resident memory of the Spark JVM this process started (Linux only).
+
+    Writing 5 to /proc/<pid>/clear_refs resets the kernel's high-water mark, so each
+    measurement sees only its own peak.
+    """
+
+    def __init__(self) -> None:
+        self.pid = self._find_jvm()
+
+    @staticmethod
+    def _find_jvm() -> int | None:
+        parent = str(os.getpid())
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            except OSError:
+                continue
+            if fields.get("PPid", "").strip() == parent and fields.get("Name", "").strip() == "java":
+                return int(status.parent.name)
+        return None
+
+    def reset(self) -> None:
+        if self.pid is not None:
+            try:
+                Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+            except OSError:
+                pass
+
+    def peak_mib(self) -> float | None:
+        if self.pid is None:
+            return None
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return None
+
+
+@dataclass
+class Variant:
+    name: str
+    run: Callable[[], None]
+    seconds: list[float] = field(default_factory=list)
+    peak_jvm_mib: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def ensure_sample(data_dir: Path, organizations: int, seed: int) -> Path:
+    """The raw tables of one scale, generated once and kept for later runs."""
+    source = data_dir / f"organizations-{organizations}-seed-{seed}-as-of-{AS_OF.isoformat()}"
+    done = source / ".complete"
+    if not done.exists():
+        shutil.rmtree(source, ignore_errors=True)
+        print(f"generating the sample for {organizations} organisations in {source} ...", flush=True)
+        started = time.perf_counter()
+        sample_data.generate(source, organizations, AS_OF, seed)
+        done.write_text(f"{time.perf_counter() - started:.1f} s\n")
+    return source
+
+
+def variants(spark: SparkSession, source: Path, work: Path) -> list[Variant]:
+    location = io.InputLocation(directory=source)
+    contract = load_contract()
+
+    def build() -> None:
+        config = BuildConfig(source=location, output=io.OutputLocation(directory=work / "build"), as_of=AS_OF)
+        run_build(spark, config)
+
+    def transforms_only() -> None:
+        raw = io.read_input_ports(spark, location)
+        staged = {table: stage(frame, STAGING_MODELS[table]) for table, frame in raw.items()}
+        candidate = output_ports.customer_activity(staged, AS_OF, datetime.now(timezone.utc), contract.spark_schema)
+        candidate.write.mode("overwrite").parquet(str(work / "transforms"))
+
+    def straightforward_port() -> None:
+        raw = io.read_input_ports(spark, location)
+        result = straightforward.customer_activity(spark, raw, AS_OF, datetime.now(timezone.utc))
+        result.write.mode("overwrite").parquet(str(work / "straightforward"))
+
+    def scan_floor() -> None:
+        for table in STAGING_MODELS:
+            spark.read.parquet(str(source / table)).select(*floor_columns(table)).write.format("noop").mode("overwrite").save()
+
+    return [
+        Variant("build", build),
+        Variant("build transforms only", transforms_only),
+        Variant("straightforward", straightforward_port),
+        Variant("scan floor", scan_floor),
+    ]
+
+
+def published_rows(path: Path) -> list[dict[str, object]]:
+    table = pq.read_table(path).drop(["updated_at"])
+    return sorted(table.to_pylist(), key=lambda row: row["organization_id"])
+
+
+def measure(spark: SparkSession, source: Path, work: Path, repetitions: int, memory: JvmMemory) -> list[Variant]:
+    measured = variants(spark, source, work)
+    for variant in measured:
+        variant.run()
+    for repetition in range(repetitions):
+        shift = repetition % len(measured)
+        for variant in measured[shift:] + measured[:shift]:
+            memory.reset()
+            started = time.perf_counter()
+            variant.run()
+            variant.seconds.append(time.perf_counter() - started)
+            peak = memory.peak_mib()
+            if peak is not None:
+                variant.peak_jvm_mib.append(peak)
+        print(f"  repetition {repetition + 1}/{repetitions} done", flush=True)
+    if published_rows(work / "build" / io.OUTPUT_TABLE) != published_rows(work / "straightforward"):
+        raise SystemExit("the build and the straightforward implementation disagree: the comparison is void")
+    return measured
+
+
+def _java_version() -> str:
+    java = Path(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
+    if not java:
+        return "unknown"
+    output = subprocess.run([str(java), "-version"], capture_output=True, text=True).stderr
+    return output.splitlines()[0] if output else "unknown"
+
+
+def describe_machine(spark: SparkSession) -> dict[str, object]:
+    cpu = "unknown"
+    memory_gib: float | None = None
+    if Path("/proc/cpuinfo").exists():
+        match = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        cpu = match.group(1).strip() if match else cpu
+    if Path("/proc/meminfo").exists():
+        match = re.search(r"MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text())
+        memory_gib = round(int(match.group(1)) / 1024**2, 1) if match else None
+    conf = spark.conf
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "memory_gib": memory_gib,
+        "python": sys.version.split()[0],
+        "java": _java_version(),
+        "spark": spark.version,
+        "spark_settings": {
+            key: conf.get(key, None)
+            for key in ("spark.master", "spark.driver.memory", "spark.sql.shuffle.partitions", "spark.sql.adaptive.enabled")
+        },
+    }
+
+
+def report(organizations: int, source: Path, measured: list[Variant]) -> dict[str, object]:
+    by_name = {variant.name: variant for variant in measured}
+    build, floor, port = by_name["build"].median, by_name["scan floor"].median, by_name["straightforward"].median
+    input_rows = {table: pq.ParquetFile(next((source / table).glob("*.parquet"))).metadata.num_rows for table in STAGING_MODELS}
+    result = {
+        "organizations": organizations,
+        "input_rows": input_rows,
+        "variants": {
+            variant.name: {
+                "median_seconds": round(variant.median, 3),
+                "seconds": [round(s, 3) for s in variant.seconds],
+                "peak_jvm_rss_mib": max(variant.peak_jvm_mib) if variant.peak_jvm_mib else None,
+            }
+            for variant in measured
+        },
+        "build_vs_straightforward": round(build / port, 3),
+        "build_vs_scan_floor": round(build / floor, 3),
+        "transforms_vs_straightforward": round(by_name["build transforms only"].median / port, 3),
+    }
+    print(f"\n{organizations} organisations, {sum(input_rows.values())} raw rows")
+    print(f"  {'variant':<24} {'median s':>9} {'peak JVM MiB':>13}   runs")
+    for variant in measured:
+        peak = max(variant.peak_jvm_mib) if variant.peak_jvm_mib else float("nan")
+        runs = ", ".join(f"{s:.2f}" for s in variant.seconds)
+        print(f"  {variant.name:<24} {variant.median:>9.2f} {peak:>13.0f}   {runs}")
+    verdict = organizations >= TARGET_SCALE
+    for label, ratio, target in (
+        ("(a)/(b) build / straightforward", result["build_vs_straightforward"], TARGET_VS_STRAIGHTFORWARD),
+        ("(a)/(c) build / scan floor", result["build_vs_scan_floor"], TARGET_VS_SCAN_FLOOR),
+    ):
+        status = ("meets" if ratio <= target else "MISSES") + f" the target <= {target}" if verdict else "(targets apply from 100 000)"
+        print(f"  {label:<34} {ratio:5.2f}  {status}")
+    print(f"  (a-)/(b) transforms only / straightforward {result['transforms_vs_straightforward']:.2f}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--organizations", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--data-dir", type=Path, default=HERE / "data", help="where generated samples are kept")
+    parser.add_argument("--results", type=Path, default=None, help="results file (default: benchmarks/results/<UTC time>.json)")
+    args = parser.parse_args(argv)
+
+    spark = io.create_spark_session()
+    memory = JvmMemory()
+    machine = describe_machine(spark)
+    print(f"machine: {machine['cpus']} CPUs ({machine['cpu']}), {machine['memory_gib']} GiB; Spark {machine['spark']}")
+    scales = []
+    for organizations in args.organizations:
+        source = ensure_sample(args.data_dir, organizations, args.seed)
+        work = args.data_dir / "work" / str(organizations)
+        shutil.rmtree(work, ignore_errors=True)
+        print(f"measuring {organizations} organisations: warm-up, then {args.repetitions} repetitions ...", flush=True)
+        scales.append(report(organizations, source, measure(spark, source, work, args.repetitions, memory)))
+        shutil.rmtree(work, ignore_errors=True)
+
+    results = {
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "as_of": AS_OF.isoformat(),
+        "repetitions": args.repetitions,
+        "machine": machine,
+        "python_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "scales": scales,
+    }
+    target = args.results or HERE / "results" / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nresults: {target}")
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
