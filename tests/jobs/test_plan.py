@@ -1,0 +1,68 @@
+"""How the build executes: the physical plan Spark runs, read after it ran.
+
+Each input table is read once (the staging models are shared, never recomputed from
+the source), there is no Cartesian product, and the organisation dimension meets
+only per-organisation aggregates, without a shuffle added for the join.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+import plans
+import straightforward
+from customer_activity.jobs import io
+from customer_activity.jobs.build import stage_with_observations
+from customer_activity.jobs.contract import load_contract
+from customer_activity.transforms import output_ports, staging
+from customer_activity.transforms.input_ports import INPUT_PORTS
+from local_run import AS_OF
+
+pytestmark = pytest.mark.e2e
+
+# The organisation dimension's staging window: it arrives partitioned by organisation.
+ORGANISATION_WINDOW = "windowspecdefinition(organization_id"
+
+
+@pytest.fixture(scope="module")
+def build_plan(spark, sample_source):
+    raw = io.read_input_ports(spark, io.InputLocation(directory=sample_source))
+    staged, _ = stage_with_observations(raw)
+    candidate = output_ports.customer_activity(staged, AS_OF, datetime.now(timezone.utc), load_contract().spark_schema)
+    return plans.executed_plan(candidate)
+
+
+def test_the_build_reads_every_input_table_exactly_once(build_plan):
+    assert plans.scanned_tables(build_plan) == {table: 1 for table in INPUT_PORTS}
+
+
+def test_the_check_sees_the_straightforward_port_read_tables_twice(spark, sample_source):
+    """The same inspection on the dbt-style port: its models read two tables twice."""
+    raw = io.read_input_ports(spark, io.InputLocation(directory=sample_source))
+    result = straightforward.customer_activity(spark, raw, AS_OF, datetime.now(timezone.utc))
+    scans = plans.scanned_tables(plans.executed_plan(result))
+    assert (scans["data_product"], scans["output_port"]) == (2, 2)
+
+
+def test_the_build_has_no_cartesian_product(build_plan):
+    assert plans.joins(build_plan)
+    assert not [join.name for join in plans.joins(build_plan) if join.name in ("CartesianProduct", "BroadcastNestedLoopJoin")]
+
+
+def test_the_organisation_dimension_meets_only_aggregates_and_nothing_is_shuffled_for_it(build_plan):
+    """Child tables are aggregated per organisation before the join; the join shuffles nothing."""
+    organisation_joins = [join for join in plans.joins(build_plan) if "organization_id" in plans.join_keys(join)]
+    assert len(organisation_joins) == 4  # users, data products, output ports, assets
+    assert plans.dimension_join_problems(build_plan, "organization_id", ORGANISATION_WINDOW) == []
+
+
+def test_the_check_sees_memberships_joined_to_the_dimension_before_aggregating(spark, sample_source):
+    """Joining the child rows first (and aggregating after) is what the check must catch."""
+    raw = io.read_input_ports(spark, io.InputLocation(directory=sample_source))
+    organizations = staging.stg_organizations(raw["organization"])
+    members = staging.stg_organization_members(raw["organization_member"])
+    late = organizations.join(members, on="organization_id", how="left").groupBy("organization_id").count()
+    problems = plans.dimension_join_problems(plans.executed_plan(late), "organization_id", ORGANISATION_WINDOW)
+    assert any("windowspecdefinition(organization_member_id" in problem for problem in problems), problems
