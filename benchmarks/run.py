@@ -16,7 +16,7 @@ one Spark session with the job's own local settings, measures:
 and, to show where (a)'s time goes, (a-) the build's transforms alone, written like (b).
 Each runs once to warm up, then `--repetitions` times, interleaved and in rotating
 order so that no variant always runs on a cooler machine; the median counts. The
-ratios (a)/(b) and (a)/(c), the JVM's peak resident memory per variant and a
+ratios (a)/(b) and (a)/(c), the JVM's peak heap and resident memory per variant and a
 description of the machine are printed and written to a JSON results file.
 """
 
@@ -63,14 +63,19 @@ def floor_columns(table: str) -> list[str]:
 
 
 class JvmMemory:
-    """Peak resident memory of the Spark JVM this process started (Linux only).
+    """Peak memory of the Spark JVM, reset before each measured run.
 
-    Writing 5 to /proc/<pid>/clear_refs resets the kernel's high-water mark, so each
-    measurement sees only its own peak.
+    Two views: the heap Spark's operators actually used (the peaks of the heap's memory
+    pools, from the JVM's own management beans), and the process's resident memory
+    (Linux: writing 5 to /proc/<pid>/clear_refs resets its high-water mark to the
+    current size; the JVM rarely returns memory, so this is mostly how far the heap
+    has grown).
     """
 
-    def __init__(self) -> None:
-        self.pid = self._find_jvm()
+    def __init__(self, spark: SparkSession) -> None:
+        management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
+        self._pools = [pool for pool in management.getMemoryPoolMXBeans() if str(pool.getType()) == "Heap memory"]
+        self._pid = self._find_jvm()
 
     @staticmethod
     def _find_jvm() -> int | None:
@@ -85,16 +90,21 @@ class JvmMemory:
         return None
 
     def reset(self) -> None:
-        if self.pid is not None:
+        for pool in self._pools:
+            pool.resetPeakUsage()
+        if self._pid is not None:
             try:
-                Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+                Path(f"/proc/{self._pid}/clear_refs").write_text("5")
             except OSError:
                 pass
 
-    def peak_mib(self) -> float | None:
-        if self.pid is None:
+    def peak_heap_mib(self) -> float:
+        return round(sum(pool.getPeakUsage().getUsed() for pool in self._pools) / 1024**2, 1)
+
+    def peak_rss_mib(self) -> float | None:
+        if self._pid is None:
             return None
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{self._pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return round(int(line.split()[1]) / 1024, 1)
         return None
@@ -105,7 +115,8 @@ class Variant:
     name: str
     run: Callable[[], None]
     seconds: list[float] = field(default_factory=list)
-    peak_jvm_mib: list[float] = field(default_factory=list)
+    peak_heap_mib: list[float] = field(default_factory=list)
+    peak_rss_mib: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -172,9 +183,10 @@ def measure(spark: SparkSession, source: Path, work: Path, repetitions: int, mem
             started = time.perf_counter()
             variant.run()
             variant.seconds.append(time.perf_counter() - started)
-            peak = memory.peak_mib()
-            if peak is not None:
-                variant.peak_jvm_mib.append(peak)
+            variant.peak_heap_mib.append(memory.peak_heap_mib())
+            rss = memory.peak_rss_mib()
+            if rss is not None:
+                variant.peak_rss_mib.append(rss)
         print(f"  repetition {repetition + 1}/{repetitions} done", flush=True)
     if published_rows(work / "build" / io.OUTPUT_TABLE) != published_rows(work / "straightforward"):
         raise SystemExit("the build and the straightforward implementation disagree: the comparison is void")
@@ -225,7 +237,8 @@ def report(organizations: int, source: Path, measured: list[Variant]) -> dict[st
             variant.name: {
                 "median_seconds": round(variant.median, 3),
                 "seconds": [round(s, 3) for s in variant.seconds],
-                "peak_jvm_rss_mib": max(variant.peak_jvm_mib) if variant.peak_jvm_mib else None,
+                "peak_jvm_heap_mib": max(variant.peak_heap_mib),
+                "peak_jvm_rss_mib": max(variant.peak_rss_mib) if variant.peak_rss_mib else None,
             }
             for variant in measured
         },
@@ -234,11 +247,11 @@ def report(organizations: int, source: Path, measured: list[Variant]) -> dict[st
         "transforms_vs_straightforward": round(by_name["build transforms only"].median / port, 3),
     }
     print(f"\n{organizations} organisations, {sum(input_rows.values())} raw rows")
-    print(f"  {'variant':<24} {'median s':>9} {'peak JVM MiB':>13}   runs")
+    print(f"  {'variant':<24} {'median s':>9} {'heap MiB':>9} {'RSS MiB':>8}   runs")
     for variant in measured:
-        peak = max(variant.peak_jvm_mib) if variant.peak_jvm_mib else float("nan")
+        rss = max(variant.peak_rss_mib) if variant.peak_rss_mib else float("nan")
         runs = ", ".join(f"{s:.2f}" for s in variant.seconds)
-        print(f"  {variant.name:<24} {variant.median:>9.2f} {peak:>13.0f}   {runs}")
+        print(f"  {variant.name:<24} {variant.median:>9.2f} {max(variant.peak_heap_mib):>9.0f} {rss:>8.0f}   {runs}")
     verdict = organizations >= TARGET_SCALE
     for label, ratio, target in (
         ("(a)/(b) build / straightforward", result["build_vs_straightforward"], TARGET_VS_STRAIGHTFORWARD),
@@ -260,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     spark = io.create_spark_session()
-    memory = JvmMemory()
+    memory = JvmMemory(spark)
     machine = describe_machine(spark)
     print(f"machine: {machine['cpus']} CPUs ({machine['cpu']}), {machine['memory_gib']} GiB; Spark {machine['spark']}")
     scales = []
