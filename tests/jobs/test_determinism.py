@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,7 +46,7 @@ def test_shuffled_rows_and_another_file_layout_give_the_same_rows(sample_source,
         table = table.take(order)
         (shuffled / table_dir.name).mkdir(parents=True)
         cuts = [0, table.num_rows // 5, table.num_rows // 2, table.num_rows]
-        for number, (start, end) in enumerate(zip(cuts, cuts[1:])):
+        for number, (start, end) in enumerate(itertools.pairwise(cuts)):
             pq.write_table(table.slice(start, end - start), shuffled / table_dir.name / f"part-{number}.parquet", row_group_size=17)
 
     assert build(shuffled, tmp_path / "out") == 0
