@@ -46,7 +46,7 @@ from customer_activity.jobs import io, sample_data
 from customer_activity.jobs.build import BuildConfig, run_build
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import output_ports
-from customer_activity.transforms.staging import STAGING_MODELS, stage
+from customer_activity.transforms.staging import STAGING_MODELS, stage_all
 
 HERE = Path(__file__).resolve().parent
 AS_OF = date(2026, 11, 20)
@@ -146,8 +146,7 @@ def variants(spark: SparkSession, source: Path, work: Path) -> list[Variant]:
 
     def transforms_only() -> None:
         raw = io.read_input_ports(spark, location)
-        staged = {table: stage(frame, STAGING_MODELS[table]) for table, frame in raw.items()}
-        candidate = output_ports.customer_activity(staged, AS_OF, datetime.now(timezone.utc), contract.spark_schema)
+        candidate = output_ports.customer_activity(stage_all(raw), AS_OF, datetime.now(timezone.utc), contract.spark_schema)
         candidate.write.mode("overwrite").parquet(str(work / "transforms"))
 
     def straightforward_port() -> None:
@@ -229,7 +228,7 @@ def describe_machine(spark: SparkSession) -> dict[str, object]:
 def report(organizations: int, source: Path, measured: list[Variant]) -> dict[str, object]:
     by_name = {variant.name: variant for variant in measured}
     build, floor, port = by_name["build"].median, by_name["scan floor"].median, by_name["straightforward"].median
-    input_rows = {table: pq.ParquetFile(next((source / table).glob("*.parquet"))).metadata.num_rows for table in STAGING_MODELS}
+    input_rows = {table: sum(pq.read_metadata(f).num_rows for f in (source / table).glob("*.parquet")) for table in STAGING_MODELS}
     result = {
         "organizations": organizations,
         "input_rows": input_rows,

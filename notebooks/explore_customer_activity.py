@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 from customer_activity.jobs import io, sample_data
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import intermediate, output_ports
-from customer_activity.transforms.staging import STAGING_MODELS, stage
+from customer_activity.transforms.staging import stage_all
 
 ON_DATABRICKS = "DATABRICKS_RUNTIME_VERSION" in os.environ
 
@@ -86,7 +86,7 @@ show(raw["organization"].orderBy("organization_id", F.col("version").desc_nulls_
 
 # COMMAND ----------
 
-staged = {table: stage(frame, STAGING_MODELS[table]) for table, frame in raw.items()}
+staged = stage_all(raw)
 for table, frame in staged.items():
     print(f"{table:<20} raw {raw[table].count():>7}   staged {frame.count():>7}")
 show(staged["organization"])

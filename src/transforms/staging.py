@@ -31,7 +31,6 @@ _RAW = "_raw_"
 class StagingModel:
     """A staging model: which input port, which of its columns, under which names."""
 
-    name: str
     port: InputPort
     columns: tuple[str, ...]
     renames: Mapping[str, str] = field(default_factory=dict)
@@ -66,9 +65,9 @@ def latest_version(conformed: DataFrame, key: str) -> DataFrame:
 def unparseable_timestamps(frame: DataFrame) -> Column:
     """True for a row of `stage`'s observable frame with a timestamp it could not parse."""
     flags = [
-        input_ports.unparseable_timestamp(F.col(name), frame.schema[name].dataType)
-        for name in frame.columns
-        if name.startswith(_RAW)
+        input_ports.unparseable_timestamp(F.col(field.name), field.dataType)
+        for field in frame.schema.fields
+        if field.name.startswith(_RAW)
     ]
     return functools.reduce(operator.or_, flags, F.lit(False))
 
@@ -104,25 +103,18 @@ def stage(
     )
 
 
-STG_ORGANIZATIONS = StagingModel(
-    "stg_organizations", input_ports.ORGANIZATION, ("vanity_url", "created_by", "created_at")
-)
-STG_ORGANIZATION_MEMBERS = StagingModel(
-    "stg_organization_members", input_ports.ORGANIZATION_MEMBER, ("organization_id", "user_id", "created_at")
-)
-STG_DATA_PRODUCTS = StagingModel(
-    "stg_data_products", input_ports.DATA_PRODUCT, ("organization_id", "created_at", "updated_at")
-)
-STG_ASSETS = StagingModel("stg_assets", input_ports.ASSET, ("organization_id",))
+STG_ORGANIZATIONS = StagingModel(input_ports.ORGANIZATION, ("vanity_url", "created_by", "created_at"))
+STG_ORGANIZATION_MEMBERS = StagingModel(input_ports.ORGANIZATION_MEMBER, ("organization_id", "user_id", "created_at"))
+STG_DATA_PRODUCTS = StagingModel(input_ports.DATA_PRODUCT, ("organization_id", "created_at", "updated_at"))
+STG_ASSETS = StagingModel(input_ports.ASSET, ("organization_id",))
 STG_OUTPUT_PORTS = StagingModel(
-    "stg_output_ports",
     input_ports.OUTPUT_PORT,
     ("data_product_id", "type", "data_contract_id"),
     renames={"type": "platform_type"},
 )
-STG_DATA_CONTRACTS = StagingModel("stg_data_contracts", input_ports.DATA_CONTRACT, ("status",))
+STG_DATA_CONTRACTS = StagingModel(input_ports.DATA_CONTRACT, ("status",))
 # Test results are append-only: every row is a result, nothing to deduplicate.
-STG_TEST_RESULTS = StagingModel("stg_test_results", input_ports.TEST_RESULT, ("data_contract_id",))
+STG_TEST_RESULTS = StagingModel(input_ports.TEST_RESULT, ("data_contract_id",))
 
 
 def stg_organizations(raw: DataFrame) -> DataFrame:
@@ -166,3 +158,8 @@ STAGING_MODELS: dict[str, StagingModel] = {
         STG_TEST_RESULTS,
     )
 }
+
+
+def stage_all(raw: Mapping[str, DataFrame]) -> dict[str, DataFrame]:
+    """Every staging model over its raw table, keyed by source table."""
+    return {table: stage(frame, STAGING_MODELS[table]) for table, frame in raw.items()}
