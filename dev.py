@@ -3,12 +3,13 @@
 
     python3 dev.py run   [customer-activity run options]   # the main job, locally
     python3 dev.py test  [pytest options]                  # the test suite
+    python3 dev.py check                                   # static checks: ruff, mypy
     python3 dev.py bench [benchmarks/run.py options]       # the performance benchmark
     python3 dev.py shell-env                               # only create/refresh .venv
 
 Needs Python 3.11+ and Java 17+ (PySpark 4). Everything else goes into `.venv`,
 pinned by requirements/constraints.txt; the environment is rebuilt only when
-pyproject.toml or the constraints change.
+pyproject.toml or the constraints change, or when a module is added or removed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 CONSTRAINTS = ROOT / "requirements" / "constraints.txt"
 STAMP = VENV / ".customer-activity-installed"
+SOURCES = ROOT / "src"
 # uv resolves and installs the ~80 pinned packages (PySpark alone is 450 MB) several
 # times faster than pip; it is itself installed from the package index with pip.
 UV_VERSION = "0.13.9"
@@ -53,6 +55,10 @@ def fingerprint() -> str:
     digest = hashlib.sha256()
     for path in (ROOT / "pyproject.toml", CONSTRAINTS):
         digest.update(path.read_bytes())
+    # The strict editable install links each module file; a new or removed module
+    # needs the links made again.
+    for path in sorted(SOURCES.rglob("*.py")):
+        digest.update(str(path.relative_to(SOURCES)).encode())
     return digest.hexdigest()
 
 
@@ -66,12 +72,35 @@ def ensure_environment() -> None:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     python = str(BIN / "python")
     subprocess.run([python, "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}"], check=True)
+    # `src/` is installed as the package `customer_activity`. setuptools' default
+    # editable install maps that with an import hook that only a running interpreter
+    # follows; the strict mode instead links the files into a tree on a plain `.pth`
+    # path, which mypy, pyright, ruff and editors resolve like any installed package.
     subprocess.run(
         [str(BIN / "uv"), "pip", "install", "--quiet", "--python", python,
-         "--constraint", str(CONSTRAINTS), "--editable", f"{ROOT}[local,dev]"],
+         "--constraint", str(CONSTRAINTS), "--config-settings", "editable_mode=strict",
+         "--editable", f"{ROOT}[local,dev]"],
         check=True,
     )
     STAMP.write_text(wanted)
+
+
+def static_checks(argv: list[str]) -> int:
+    """Lint, formatting and types, configured in pyproject.toml; non-zero on any finding.
+
+    Arguments (say, a path) go to both ruff commands; mypy checks what pyproject.toml names.
+    """
+    checks = {
+        "ruff check": [str(BIN / "ruff"), "check", *argv],
+        "ruff format --check": [str(BIN / "ruff"), "format", "--check", *argv],
+        "mypy": [str(BIN / "mypy")],
+    }
+    failed = [name for name, check in checks.items() if subprocess.run(check, cwd=ROOT).returncode != 0]
+    if failed:
+        print(f"dev.py check: findings from {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print("dev.py check: no findings")
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -79,12 +108,15 @@ def main(argv: list[str]) -> int:
         "run": [str(BIN / "customer-activity"), "run"],
         "test": [str(BIN / "python"), "-m", "pytest"],
         "bench": [str(BIN / "python"), str(ROOT / "benchmarks" / "run.py")],
+        "check": None,
         "shell-env": None,
     }
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
     ensure_environment()
+    if argv[0] == "check":
+        return static_checks(argv[1:])
     command = commands[argv[0]]
     if command is None:
         print(f"dev.py: environment ready: {VENV}")
