@@ -40,12 +40,13 @@ def fail(message: str) -> None:
 
 
 def check_prerequisites() -> None:
-    if sys.version_info < (3, 11):
+    # dev.py runs under whatever python3 the user has; an older one must hear why it stops.
+    if sys.version_info < (3, 11):  # noqa: UP036
         fail(f"Python 3.11 or newer is needed, this is {sys.version.split()[0]}")
     java = Path(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
     if not java or not Path(java).exists():
         fail(f"Java {MIN_JAVA}+ is needed by PySpark and was not found (install e.g. openjdk-17-jre-headless)")
-    output = subprocess.run([str(java), "-version"], capture_output=True, text=True).stderr
+    output = subprocess.run([str(java), "-version"], check=False, capture_output=True, text=True).stderr
     match = re.search(r'version "(\d+)', output)
     if not match or int(match.group(1)) < MIN_JAVA:
         fail(f"Java {MIN_JAVA}+ is needed by PySpark, found: {output.splitlines()[0] if output else 'nothing'}")
@@ -77,9 +78,20 @@ def ensure_environment() -> None:
     # follows; the strict mode instead links the files into a tree on a plain `.pth`
     # path, which mypy, pyright, ruff and editors resolve like any installed package.
     subprocess.run(
-        [str(BIN / "uv"), "pip", "install", "--quiet", "--python", python,
-         "--constraint", str(CONSTRAINTS), "--config-settings", "editable_mode=strict",
-         "--editable", f"{ROOT}[local,dev]"],
+        [
+            str(BIN / "uv"),
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            python,
+            "--constraint",
+            str(CONSTRAINTS),
+            "--config-settings",
+            "editable_mode=strict",
+            "--editable",
+            f"{ROOT}[local,dev]",
+        ],
         check=True,
     )
     STAMP.write_text(wanted)
@@ -95,7 +107,7 @@ def static_checks(argv: list[str]) -> int:
         "ruff format --check": [str(BIN / "ruff"), "format", "--check", *argv],
         "mypy": [str(BIN / "mypy")],
     }
-    failed = [name for name, check in checks.items() if subprocess.run(check, cwd=ROOT).returncode != 0]
+    failed = [name for name, check in checks.items() if subprocess.run(check, cwd=ROOT, check=False).returncode != 0]
     if failed:
         print(f"dev.py check: findings from {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -121,7 +133,7 @@ def main(argv: list[str]) -> int:
     if command is None:
         print(f"dev.py: environment ready: {VENV}")
         return 0
-    return subprocess.run([*command, *argv[1:]], cwd=ROOT).returncode
+    return subprocess.run([*command, *argv[1:]], cwd=ROOT, check=False).returncode
 
 
 if __name__ == "__main__":

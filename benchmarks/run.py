@@ -23,6 +23,7 @@ description of the machine are printed and written to a JSON results file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -35,14 +36,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import straightforward
 from pyspark.sql import SparkSession
 
-import straightforward
-from customer_activity.jobs import io, sample_data
+from customer_activity.jobs import inputs, publishing, sample_data, session
 from customer_activity.jobs.build import BuildConfig, run_build
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import output_ports
@@ -93,10 +94,8 @@ class JvmMemory:
         for pool in self._pools:
             pool.resetPeakUsage()
         if self._pid is not None:
-            try:
+            with contextlib.suppress(OSError):
                 Path(f"/proc/{self._pid}/clear_refs").write_text("5")
-            except OSError:
-                pass
 
     def peak_heap_mib(self) -> float:
         return round(sum(pool.getPeakUsage().getUsed() for pool in self._pools) / 1024**2, 1)
@@ -137,26 +136,28 @@ def ensure_sample(data_dir: Path, organizations: int, seed: int) -> Path:
 
 
 def variants(spark: SparkSession, source: Path, work: Path) -> list[Variant]:
-    location = io.InputLocation(directory=source)
+    location = inputs.InputLocation(directory=source)
     contract = load_contract()
 
     def build() -> None:
-        config = BuildConfig(source=location, output=io.OutputLocation(directory=work / "build"), as_of=AS_OF)
+        config = BuildConfig(source=location, output=publishing.OutputLocation(directory=work / "build"), as_of=AS_OF)
         run_build(spark, config)
 
     def transforms_only() -> None:
-        raw = io.read_input_ports(spark, location)
-        candidate = output_ports.customer_activity(stage_all(raw), AS_OF, datetime.now(timezone.utc), contract.spark_schema)
+        raw = inputs.read_input_ports(spark, location)
+        candidate = output_ports.customer_activity(stage_all(raw), AS_OF, datetime.now(UTC), contract.spark_schema)
         candidate.write.mode("overwrite").parquet(str(work / "transforms"))
 
     def straightforward_port() -> None:
-        raw = io.read_input_ports(spark, location)
-        result = straightforward.customer_activity(spark, raw, AS_OF, datetime.now(timezone.utc))
+        raw = inputs.read_input_ports(spark, location)
+        result = straightforward.customer_activity(spark, raw, AS_OF, datetime.now(UTC))
         result.write.mode("overwrite").parquet(str(work / "straightforward"))
 
     def scan_floor() -> None:
         for table in STAGING_MODELS:
-            spark.read.parquet(str(source / table)).select(*floor_columns(table)).write.format("noop").mode("overwrite").save()
+            spark.read.parquet(str(source / table)).select(*floor_columns(table)).write.format("noop").mode(
+                "overwrite"
+            ).save()
 
     return [
         Variant("build", build),
@@ -187,7 +188,7 @@ def measure(spark: SparkSession, source: Path, work: Path, repetitions: int, mem
             if rss is not None:
                 variant.peak_rss_mib.append(rss)
         print(f"  repetition {repetition + 1}/{repetitions} done", flush=True)
-    if published_rows(work / "build" / io.OUTPUT_TABLE) != published_rows(work / "straightforward"):
+    if published_rows(work / "build" / publishing.OUTPUT_TABLE) != published_rows(work / "straightforward"):
         raise SystemExit("the build and the straightforward implementation disagree: the comparison is void")
     return measured
 
@@ -196,7 +197,7 @@ def _java_version() -> str:
     java = Path(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
     if not java:
         return "unknown"
-    output = subprocess.run([str(java), "-version"], capture_output=True, text=True).stderr
+    output = subprocess.run([str(java), "-version"], check=False, capture_output=True, text=True).stderr
     return output.splitlines()[0] if output else "unknown"
 
 
@@ -220,7 +221,12 @@ def describe_machine(spark: SparkSession) -> dict[str, object]:
         "spark": spark.version,
         "spark_settings": {
             key: conf.get(key, None)
-            for key in ("spark.master", "spark.driver.memory", "spark.sql.shuffle.partitions", "spark.sql.adaptive.enabled")
+            for key in (
+                "spark.master",
+                "spark.driver.memory",
+                "spark.sql.shuffle.partitions",
+                "spark.sql.adaptive.enabled",
+            )
         },
     }
 
@@ -228,7 +234,9 @@ def describe_machine(spark: SparkSession) -> dict[str, object]:
 def report(organizations: int, source: Path, measured: list[Variant]) -> dict[str, object]:
     by_name = {variant.name: variant for variant in measured}
     build, floor, port = by_name["build"].median, by_name["scan floor"].median, by_name["straightforward"].median
-    input_rows = {table: sum(pq.read_metadata(f).num_rows for f in (source / table).glob("*.parquet")) for table in STAGING_MODELS}
+    input_rows = {
+        table: sum(pq.read_metadata(f).num_rows for f in (source / table).glob("*.parquet")) for table in STAGING_MODELS
+    }
     result = {
         "organizations": organizations,
         "input_rows": input_rows,
@@ -256,7 +264,11 @@ def report(organizations: int, source: Path, measured: list[Variant]) -> dict[st
         ("(a)/(b) build / straightforward", result["build_vs_straightforward"], TARGET_VS_STRAIGHTFORWARD),
         ("(a)/(c) build / scan floor", result["build_vs_scan_floor"], TARGET_VS_SCAN_FLOOR),
     ):
-        status = ("meets" if ratio <= target else "MISSES") + f" the target <= {target}" if verdict else "(targets apply from 100 000)"
+        status = (
+            ("meets" if ratio <= target else "MISSES") + f" the target <= {target}"
+            if verdict
+            else "(targets apply from 100 000)"
+        )
         print(f"  {label:<34} {ratio:5.2f}  {status}")
     print(f"  (a-)/(b) transforms only / straightforward {result['transforms_vs_straightforward']:.2f}")
     return result
@@ -268,10 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--data-dir", type=Path, default=HERE / "data", help="where generated samples are kept")
-    parser.add_argument("--results", type=Path, default=None, help="results file (default: benchmarks/results/<UTC time>.json)")
+    parser.add_argument(
+        "--results", type=Path, default=None, help="results file (default: benchmarks/results/<UTC time>.json)"
+    )
     args = parser.parse_args(argv)
 
-    spark = io.create_spark_session()
+    spark = session.create_spark_session()
     memory = JvmMemory(spark)
     machine = describe_machine(spark)
     print(f"machine: {machine['cpus']} CPUs ({machine['cpu']}), {machine['memory_gib']} GiB; Spark {machine['spark']}")
@@ -285,14 +299,14 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     results = {
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "as_of": AS_OF.isoformat(),
         "repetitions": args.repetitions,
         "machine": machine,
         "python_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "scales": scales,
     }
-    target = args.results or HERE / "results" / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    target = args.results or HERE / "results" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nresults: {target}")

@@ -15,7 +15,7 @@ that even rows copied with the same `_dlt_id` cannot make it depend on row order
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -56,8 +56,8 @@ def staging_model(table: str) -> str:
         return f"{MODELS[table]} AS (SELECT {', '.join(typed)} FROM raw_{table})"
     load_id = "try_cast(_dlt_load_id AS DECIMAL(38,10))"
     return f"""{MODELS[table]} AS (
-  SELECT {', '.join(columns)} FROM (
-    SELECT {', '.join(typed)},
+  SELECT {", ".join(columns)} FROM (
+    SELECT {", ".join(typed)},
       ROW_NUMBER() OVER (
         PARTITION BY {key}
         ORDER BY version DESC NULLS LAST, {load_id} DESC NULLS LAST, _dlt_id DESC NULLS LAST
@@ -69,7 +69,7 @@ def staging_model(table: str) -> str:
 
 
 def query(as_of: date, updated_at: datetime) -> str:
-    midnight = datetime.combine(as_of, time.min, tzinfo=timezone.utc)
+    midnight = datetime.combine(as_of, time.min, tzinfo=UTC)
     start = (midnight - timedelta(days=30)).strftime("%Y-%m-%d %H:%M:%S")
     end = (midnight + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
     recent = f"created_at >= TIMESTAMP '{start}' AND created_at < TIMESTAMP '{end}'"
@@ -140,12 +140,14 @@ SELECT
   COALESCE(d.dataproducts_total, 0) AS dataproducts_total,
   COALESCE(d.dataproducts_added_30d, 0) AS dataproducts_added_30d,
   COALESCE(p.dataproducts_outputports_total, 0) AS dataproducts_outputports_total,
-  COALESCE(p.dataproducts_outputports_with_datacontract_percentage, 0D) AS dataproducts_outputports_with_datacontract_percentage,
-  COALESCE(p.dataproducts_outputports_with_testresults_percentage, 0D) AS dataproducts_outputports_with_testresults_percentage,
+  COALESCE(p.dataproducts_outputports_with_datacontract_percentage, 0D)
+    AS dataproducts_outputports_with_datacontract_percentage,
+  COALESCE(p.dataproducts_outputports_with_testresults_percentage, 0D)
+    AS dataproducts_outputports_with_testresults_percentage,
   d.dataproducts_last_updated_at,
   COALESCE(a.assets_total, 0) AS assets_total,
   f.data_platform,
-  TIMESTAMP '{updated_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")}' AS updated_at
+  TIMESTAMP '{updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")}' AS updated_at
 FROM stg_organizations o
 LEFT JOIN int_organization_users u ON o.organization_id = u.organization_id
 LEFT JOIN int_organization_data_products d ON o.organization_id = d.organization_id

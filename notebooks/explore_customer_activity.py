@@ -27,13 +27,13 @@
 
 import os
 import tempfile
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from customer_activity.jobs import io, sample_data
+from customer_activity.jobs import inputs, sample_data, session
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import intermediate, output_ports
 from customer_activity.transforms.staging import stage_all
@@ -43,7 +43,7 @@ ON_DATABRICKS = "DATABRICKS_RUNTIME_VERSION" in os.environ
 try:
     spark  # noqa: B018 - Databricks notebooks define it
 except NameError:
-    spark = io.create_spark_session()
+    spark = session.create_spark_session()
 
 
 def show(frame: DataFrame, rows: int = 10) -> None:
@@ -51,6 +51,7 @@ def show(frame: DataFrame, rows: int = 10) -> None:
         display(frame.limit(rows))  # noqa: F821 - a Databricks notebook builtin
     else:
         frame.show(rows, truncate=False)
+
 
 # COMMAND ----------
 
@@ -62,17 +63,19 @@ def show(frame: DataFrame, rows: int = 10) -> None:
 if ON_DATABRICKS:
     dbutils.widgets.text("catalog", "entropy_data_prod")  # noqa: F821
     dbutils.widgets.text("source_schema", "entropydata_postgres")  # noqa: F821
-    dbutils.widgets.text("as_of", datetime.now(timezone.utc).date().isoformat())  # noqa: F821
+    dbutils.widgets.text("as_of", datetime.now(UTC).date().isoformat())  # noqa: F821
     as_of = date.fromisoformat(dbutils.widgets.get("as_of"))  # noqa: F821
-    source = io.InputLocation(catalog=dbutils.widgets.get("catalog"), schema=dbutils.widgets.get("source_schema"))  # noqa: F821
+    source = inputs.InputLocation(catalog=dbutils.widgets.get("catalog"), schema=dbutils.widgets.get("source_schema"))  # noqa: F821
 else:
-    as_of = datetime.now(timezone.utc).date()
-    sample = Path(os.environ.get("CUSTOMER_ACTIVITY_SAMPLE_DIR") or tempfile.mkdtemp(prefix="customer-activity-sample-"))
+    as_of = datetime.now(UTC).date()
+    sample = Path(
+        os.environ.get("CUSTOMER_ACTIVITY_SAMPLE_DIR") or tempfile.mkdtemp(prefix="customer-activity-sample-")
+    )
     organizations = int(os.environ.get("CUSTOMER_ACTIVITY_SAMPLE_ORGANIZATIONS", "200"))
     sample_data.generate(sample, organizations, as_of)
-    source = io.InputLocation(directory=sample)
+    source = inputs.InputLocation(directory=sample)
 
-raw = io.read_input_ports(spark, source)
+raw = inputs.read_input_ports(spark, source)
 print(f"as-of date: {as_of}; inputs: {source.describe('<table>')}")
 show(raw["organization"].orderBy("organization_id", F.col("version").desc_nulls_last()))
 
@@ -118,7 +121,7 @@ show(organization_output_ports.orderBy(F.col("dataproducts_outputports_total").d
 # COMMAND ----------
 
 contract = load_contract()
-customer_activity = output_ports.customer_activity(staged, as_of, datetime.now(timezone.utc), contract.spark_schema)
+customer_activity = output_ports.customer_activity(staged, as_of, datetime.now(UTC), contract.spark_schema)
 customer_activity.printSchema()
 show(customer_activity.orderBy(F.col("users_added_30d").desc(), "organization_id"))
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
+from databricks.bundles.jobs import Job
 
 VARIABLE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
 
@@ -40,8 +41,6 @@ def jobs(bundle: dict) -> dict[str, dict]:
 
 def model_problems(bundle: dict) -> list[str]:
     """Each job as the databricks-bundles package reads it: unknown keys are errors."""
-    from databricks.bundles.jobs import Job
-
     problems = []
     for name, job in jobs(bundle).items():
         try:
@@ -73,9 +72,11 @@ def reference_problems(bundle: dict, scripts: set[str], wheel: str) -> list[str]
             problems.append(f"job {name}: duplicate task keys")
         for task in tasks:
             where = f"job {name}, task {task['task_key']}"
-            for dependency in task.get("depends_on", []):
-                if dependency["task_key"] not in keys:
-                    problems.append(f"{where}: depends_on names no task: {dependency['task_key']}")
+            problems.extend(
+                f"{where}: depends_on names no task: {dependency['task_key']}"
+                for dependency in task.get("depends_on", [])
+                if dependency["task_key"] not in keys
+            )
             if "environment_key" in task and task["environment_key"] not in environments:
                 problems.append(f"{where}: environment_key {task['environment_key']} is not defined")
             if "job_cluster_key" in task and task["job_cluster_key"] not in clusters:
@@ -87,9 +88,11 @@ def reference_problems(bundle: dict, scripts: set[str], wheel: str) -> list[str]
                 if re.sub(r"[-_.]+", "_", wheel_task["package_name"]).lower() != wheel:
                     problems.append(f"{where}: package_name {wheel_task['package_name']} is not the wheel {wheel}")
             for text in _strings(task):
-                for used in re.findall(r"\{\{job\.parameters\.([A-Za-z0-9_]+)\}\}", text):
-                    if used not in parameters:
-                        problems.append(f"{where}: job parameter {used} is not defined")
+                problems.extend(
+                    f"{where}: job parameter {used} is not defined"
+                    for used in re.findall(r"\{\{job\.parameters\.([A-Za-z0-9_]+)\}\}", text)
+                    if used not in parameters
+                )
     return problems
 
 

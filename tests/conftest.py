@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pyspark.sql import SparkSession
-
-from customer_activity.jobs import io, sample_data
-from customer_activity.jobs.cli import main
-from customer_activity.jobs.errors import EXIT_OK
 from http_server import RecordingServer
 from local_run import AS_OF
+from pyspark.sql import SparkSession
+
+from customer_activity.jobs import sample_data, session
+from customer_activity.jobs.cli import main
+from customer_activity.jobs.errors import EXIT_OK
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SHARED_SCHEMAS = REPOSITORY.parent / "shared" / "schemas"
@@ -20,11 +20,11 @@ SHARED_SCHEMAS = REPOSITORY.parent / "shared" / "schemas"
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
-    session = io.create_spark_session()
+    local = session.create_spark_session()
     # Test frames hold a handful of rows: fewer partitions, fewer tiny tasks.
-    session.conf.set("spark.sql.shuffle.partitions", "2")
-    yield session
-    session.stop()
+    local.conf.set("spark.sql.shuffle.partitions", "2")
+    yield local
+    local.stop()
 
 
 @pytest.fixture
@@ -45,5 +45,8 @@ def sample_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def published_output(sample_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The output of one good `customer-activity build` over the sample; tests only read it."""
     output = tmp_path_factory.mktemp("published")
-    assert main(["build", "--source-dir", str(sample_source), "--output-dir", str(output), "--as-of", AS_OF.isoformat()]) == EXIT_OK
+    assert (
+        main(["build", "--source-dir", str(sample_source), "--output-dir", str(output), "--as-of", AS_OF.isoformat()])
+        == EXIT_OK
+    )
     return output

@@ -60,7 +60,8 @@ class RecordingServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (a timeout test)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _handle
+            # BaseHTTPRequestHandler dispatches to methods of these exact names.
+            do_GET = do_POST = do_PUT = do_DELETE = _handle  # noqa: N815
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base signature
                 pass
@@ -90,5 +91,4 @@ class RecordingServer:
 def closed_port_url() -> str:
     """An address where nothing listens: a server started and stopped at once."""
     with RecordingServer() as server:
-        url = server.url
-    return url
+        return server.url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 AS_OF = date(2026, 11, 20)
@@ -27,5 +27,5 @@ def run_report(output_dir: Path) -> dict[str, object]:
 def as_utc(value: object) -> object:
     """Timestamps as naive UTC: Parquet readers differ in whether they attach a zone."""
     if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
     return value

@@ -8,7 +8,7 @@ tests compare the build's output against it on generated data.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -28,7 +28,7 @@ def _timestamp(value: object) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     text = str(value).strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
@@ -36,7 +36,7 @@ def _timestamp(value: object) -> datetime | None:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _number(value: object) -> Decimal | None:
@@ -68,8 +68,8 @@ def _read(source: Path, table: str) -> list[dict[str, object]]:
 
 def customer_activity(source: Path, as_of: date) -> dict[str, dict[str, object]]:
     """The expected output rows, keyed by organization_id (without `updated_at`)."""
-    start = datetime.combine(as_of, time.min, tzinfo=timezone.utc) - timedelta(days=30)
-    end = datetime.combine(as_of, time.min, tzinfo=timezone.utc) + timedelta(days=1)
+    start = datetime.combine(as_of, time.min, tzinfo=UTC) - timedelta(days=30)
+    end = datetime.combine(as_of, time.min, tzinfo=UTC) + timedelta(days=1)
 
     def recent(moment: datetime | None) -> bool:
         return moment is not None and start <= moment < end
@@ -130,8 +130,12 @@ def customer_activity(source: Path, as_of: date) -> dict[str, dict[str, object]]
             "dataproducts_total": products[org_id],
             "dataproducts_added_30d": recent_products[org_id],
             "dataproducts_outputports_total": ports[org_id],
-            "dataproducts_outputports_with_datacontract_percentage": 100.0 * with_contract[org_id] / ports[org_id] if ports[org_id] else 0.0,
-            "dataproducts_outputports_with_testresults_percentage": 100.0 * with_tests[org_id] / ports[org_id] if ports[org_id] else 0.0,
+            "dataproducts_outputports_with_datacontract_percentage": 100.0 * with_contract[org_id] / ports[org_id]
+            if ports[org_id]
+            else 0.0,
+            "dataproducts_outputports_with_testresults_percentage": 100.0 * with_tests[org_id] / ports[org_id]
+            if ports[org_id]
+            else 0.0,
             "dataproducts_last_updated_at": max(product_updates[org_id], default=None),
             "assets_total": assets[org_id],
             "data_platform": platform,

@@ -7,9 +7,9 @@ import re
 
 import pytest
 import yaml
+from conftest import REPOSITORY, SHARED_SCHEMAS
 from datacontract.data_contract import DataContract
 
-from conftest import REPOSITORY, SHARED_SCHEMAS
 from customer_activity.jobs.contract import default_contract_path
 
 ODPS_FILE = REPOSITORY / "customer-activity.odps.yaml"

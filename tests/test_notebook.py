@@ -5,6 +5,7 @@ from __future__ import annotations
 import runpy
 
 from conftest import REPOSITORY
+
 from customer_activity.jobs.contract import load_contract
 
 NOTEBOOK = REPOSITORY / "notebooks" / "explore_customer_activity.py"

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from customer_activity.jobs.contract import OutputContract, QualityRule
 
@@ -31,30 +30,6 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, str | bool]:
         return asdict(self)
-
-
-def schema_differences(actual: T.StructType, expected: T.StructType) -> list[str]:
-    """How `actual` differs from the contract's schema: names, order and types."""
-    differences = []
-    missing = [n for n in expected.names if n not in actual.names]
-    extra = [n for n in actual.names if n not in expected.names]
-    if missing:
-        differences.append("missing columns: " + ", ".join(missing))
-    if extra:
-        differences.append("columns not in the contract: " + ", ".join(extra))
-    if not missing and not extra and actual.names != expected.names:
-        differences.append(
-            "column order differs from the contract: " + ", ".join(actual.names)
-        )
-    actual_types = {f.name: f.dataType for f in actual.fields}
-    for field in expected.fields:
-        produced = actual_types.get(field.name)
-        if produced is not None and produced != field.dataType:
-            differences.append(
-                f"{field.name}: contract says {field.dataType.simpleString().upper()}, "
-                f"the build produces {produced.simpleString().upper()}"
-            )
-    return differences
 
 
 def _null_count(column: str) -> Column:
@@ -90,17 +65,27 @@ def _column_metrics(candidate: DataFrame, contract: OutputContract) -> dict[str,
         distinct[f"duplicates:{column}"] = _duplicate_count(column)
     for index, rule in enumerate(contract.rules):
         alias = _metric_alias(index, rule)
-        if rule.metric == "nullValues":
+        if alias is None or alias in plain or alias in distinct:
+            continue
+        if rule.metric == "nullValues" and rule.column is not None:
             plain[alias] = _null_count(rule.column)
-        elif rule.metric == "duplicateValues":
+        elif rule.metric == "duplicateValues" and rule.column is not None:
             distinct[alias] = _duplicate_count(rule.column)
         elif rule.row_condition is not None:
             # The contract's own condition, checked to be plain column arithmetic.
             plain[alias] = F.count_if(F.expr(rule.row_condition)).alias(alias)
-    metrics = candidate.agg(*plain.values()).first().asDict()
+    metrics = aggregate(candidate, list(plain.values()))
     if distinct:
-        metrics |= candidate.agg(*distinct.values()).first().asDict()
+        metrics |= aggregate(candidate, list(distinct.values()))
     return metrics
+
+
+def aggregate(frame: DataFrame, columns: list[Column]) -> dict[str, int | float]:
+    """The one row of a global aggregation, by column alias."""
+    row = frame.agg(*columns).first()
+    if row is None:  # Spark returns exactly one row for an aggregation without groups
+        raise RuntimeError("a global aggregation returned no row")
+    return dict(row.asDict())
 
 
 def _sql_value(candidate: DataFrame, query: str, view: str) -> float | None:
@@ -120,7 +105,7 @@ class Audit:
 
 def audit(candidate: DataFrame, contract: OutputContract, view: str) -> Audit:
     """Every contract check on `candidate`; `view` is the temp view SQL rules query."""
-    differences = schema_differences(candidate.schema, contract.spark_schema)
+    differences = contract.schema_differences(candidate.schema)
     results = [
         CheckResult(
             name="schema matches the contract",
@@ -133,11 +118,15 @@ def audit(candidate: DataFrame, contract: OutputContract, view: str) -> Audit:
 
     metrics = _column_metrics(candidate, contract)
     results.extend(
-        CheckResult(f"{column} is not NULL", metrics[f"nulls:{column}"] == 0, f"{metrics[f'nulls:{column}']} NULL values")
+        CheckResult(
+            f"{column} is not NULL", metrics[f"nulls:{column}"] == 0, f"{metrics[f'nulls:{column}']} NULL values"
+        )
         for column in contract.required_columns
     )
     results.extend(
-        CheckResult(f"{column} is unique", metrics[f"duplicates:{column}"] == 0, f"{metrics[f'duplicates:{column}']} duplicates")
+        CheckResult(
+            f"{column} is unique", metrics[f"duplicates:{column}"] == 0, f"{metrics[f'duplicates:{column}']} duplicates"
+        )
         for column in contract.unique_columns
     )
     candidate.createOrReplaceTempView(view)

@@ -13,24 +13,33 @@ says what happened.
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from customer_activity.jobs import io
-from customer_activity.jobs.audit import audit
+from customer_activity.jobs import inputs, publishing
+from customer_activity.jobs.audit import aggregate, audit
 from customer_activity.jobs.contract import OutputContract, load_contract
-from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError, ContractViolation, CustomerActivityError
-from customer_activity.jobs.lineage import DatasetName, Lineage
+from customer_activity.jobs.errors import (
+    EXIT_OK,
+    ConfigurationError,
+    ContractDefinitionError,
+    ContractViolationError,
+    CustomerActivityError,
+)
+from customer_activity.jobs.inputs import InputLocation
+from customer_activity.jobs.lineage import Lineage
+from customer_activity.jobs.lineage import datasets as lineage_datasets
+from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.jobs.report import RunReport, TableReport
+from customer_activity.jobs.session import create_spark_session
 from customer_activity.transforms import input_ports, output_ports, staging
 from customer_activity.transforms.staging import STAGING_MODELS
 
@@ -38,15 +47,15 @@ logger = logging.getLogger(__name__)
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
 class BuildConfig:
     """One build: where the inputs are, where the output goes, and for which day."""
 
-    source: io.InputLocation
-    output: io.OutputLocation
+    source: InputLocation
+    output: OutputLocation
     as_of: date = field(default_factory=lambda: _utc_now().date())
     contract_path: Path | None = None
     started_at: datetime = field(default_factory=_utc_now)
@@ -56,7 +65,7 @@ class BuildConfig:
         if self.started_at.tzinfo is None:
             raise ConfigurationError("started_at must be timezone-aware (UTC)")
         if self.source.directory is not None and self.output.directory is not None:
-            io.check_output_outside_input(self.source.directory, self.output.directory)
+            publishing.check_output_outside_input(self.source.directory, self.output.directory)
 
 
 @dataclass
@@ -74,7 +83,7 @@ class _Watch:
             # Spark collects no observed metrics from a plan that ran no task (an empty
             # table): count directly, which is cheap for exactly that case.
             logger.info("observation %s unavailable; counting directly", self.observation)
-            return self.frame().agg(*self.metrics).first().asDict()
+            return {name: int(value) for name, value in aggregate(self.frame(), self.metrics).items()}
 
 
 @dataclass
@@ -133,7 +142,7 @@ def stage_with_observations(raw: dict[str, DataFrame]) -> tuple[dict[str, DataFr
 def build_candidate(staged: dict[str, DataFrame], config: BuildConfig, contract: OutputContract) -> DataFrame:
     try:
         return output_ports.customer_activity(staged, config.as_of, config.started_at, contract.spark_schema)
-    except output_ports.ContractColumnsMissing as error:
+    except output_ports.ContractColumnsMissingError as error:
         raise ContractDefinitionError(f"{contract.path}: {error}") from error
 
 
@@ -146,32 +155,13 @@ def _timed(report: RunReport, step: str) -> Iterator[None]:
         report.durations_seconds[step] = round(time.perf_counter() - started, 3)
 
 
-def _databricks_namespace() -> str:
-    host = os.environ.get("DATABRICKS_HOST", "").removeprefix("https://").rstrip("/")
-    return f"databricks://{host}" if host else "databricks"
-
-
-def lineage_datasets(config: BuildConfig) -> tuple[list[DatasetName], DatasetName]:
-    """The build's inputs and output, named as OpenLineage names files and catalog tables."""
-    source, output = config.source, config.output
-    if source.directory is not None:
-        inputs = [DatasetName("file", str((source.directory / table).absolute())) for table in input_ports.INPUT_PORTS]
-    else:
-        inputs = [DatasetName(_databricks_namespace(), str(source.table(table))) for table in input_ports.INPUT_PORTS]
-    if output.directory is not None:
-        published = DatasetName("file", str((output.directory / io.OUTPUT_TABLE).absolute()))
-    else:
-        published = DatasetName(_databricks_namespace(), str(output.table))
-    return inputs, published
-
-
 def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None = None) -> RunReport:
     """Build, audit and publish the output port; raises a CustomerActivityError on failure.
 
     With `lineage`, the run is announced (START) and its end reported (COMPLETE or FAIL).
     """
     lineage = lineage or Lineage(None)
-    inputs, published = lineage_datasets(config)
+    read_datasets, written_dataset = lineage_datasets(config.source, config.output)
     contract: OutputContract | None = None
     run_id = config.run_id
     report = RunReport(
@@ -183,41 +173,55 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
         output=config.output.published,
         table_format=config.output.table_format,
     )
-    staged_written = False
     try:
         with _timed(report, "load_contract"):
             contract = load_contract(config.contract_path)
         report.contract_id, report.contract_version = contract.id, contract.version
-        lineage.start(inputs, published, contract, config.started_at)
+        lineage.start(read_datasets, written_dataset, contract, config.started_at)
         with _timed(report, "read_inputs"):
-            raw = io.read_input_ports(spark, config.source)
+            raw = inputs.read_input_ports(spark, config.source)
         staged, observed = stage_with_observations(raw)
         candidate = build_candidate(staged, config, contract)
-        with _timed(report, "build_and_stage"):
-            staged_written = True
-            staged_output = io.write_staged(candidate, config.output, run_id)
-        report.inputs = {table: watch.report() for table, watch in observed.items()}
-        with _timed(report, "audit"):
-            result = audit(staged_output, contract, view=f"customer_activity_candidate_{uuid.uuid4().hex[:12]}")
-        report.checks, report.output_rows = result.checks, result.rows
-        if result.failures:
-            raise ContractViolation(result.failures)
-        with _timed(report, "publish"):
-            io.publish(staged_output, config.output, run_id, contract)
+        with publishing.StagingArea(spark, config.output, run_id) as staging_area:
+            with _timed(report, "build_and_stage"):
+                staged_output = staging_area.write(candidate)
+            report.inputs = {table: watch.report() for table, watch in observed.items()}
+            with _timed(report, "audit"):
+                result = audit(staged_output, contract, view=f"customer_activity_candidate_{uuid.uuid4().hex[:12]}")
+            report.checks, report.output_rows = result.checks, result.rows
+            if result.failures:
+                raise ContractViolationError(result.failures)
+            with _timed(report, "publish"):
+                staging_area.publish(contract)
         report.status = "succeeded"
-        lineage.complete(inputs, published, contract, report.output_rows, report.checks)
+        lineage.complete(read_datasets, written_dataset, contract, report.output_rows, report.checks)
         return report
     except CustomerActivityError as error:
         report.status, report.error = "failed", str(error)
-        lineage.fail(inputs, published, contract, report.error)
+        lineage.fail(read_datasets, written_dataset, contract, report.error)
         raise
     except Exception as error:
         report.status, report.error = "failed", f"internal error: {type(error).__name__}: {error}"
-        lineage.fail(inputs, published, contract, report.error)
+        lineage.fail(read_datasets, written_dataset, contract, report.error)
         raise
     finally:
-        if staged_written:
-            io.discard_staged(config.output, run_id, spark)
         if config.output.report_path is not None:
             report.write(config.output.report_path)
 
+
+@dataclass(frozen=True)
+class LineageSettings:
+    """Where lineage events go; None for both means the standard OpenLineage configuration."""
+
+    url: str | None = None
+    namespace: str | None = None
+
+
+def build(config: BuildConfig, lineage: LineageSettings | None = None) -> int:
+    """The `build` command: a session, the build with lineage, and its summary on stdout."""
+    spark = create_spark_session(config.output.table_format)
+    settings = lineage or LineageSettings()
+    with Lineage.configure(settings.url, settings.namespace).closing() as events:
+        report = run_build(spark, config, events)
+    print(report.summary(config.output.report_path))
+    return EXIT_OK

@@ -2,7 +2,7 @@
 
 Every name that reaches SQL comes through `identifier()` (validated, then quoted) and
 every text through `string_literal()`. Nothing here runs SQL: the functions return
-statements, so that they can be read and tested without a workspace; `io` runs them.
+statements, so that they can be read and tested without a workspace; `publishing` runs them.
 """
 
 from __future__ import annotations
@@ -92,25 +92,13 @@ def _column_definition(field: T.StructField, description: str | None) -> str:
     return " ".join(parts)
 
 
-def _descriptions(contract: OutputContract) -> dict[str, str | None]:
-    schema = next(s for s in contract.model.schema_ or [] if s.name == contract.schema_name)
-    return {p.name: " ".join(p.description.split()) if p.description else None for p in schema.properties or []}
-
-
-def _table_comment(contract: OutputContract) -> str:
-    schema = next(s for s in contract.model.schema_ or [] if s.name == contract.schema_name)
-    text = schema.description or (contract.model.description.purpose if contract.model.description else "") or ""
-    return " ".join(text.split())
-
-
 def table_properties(contract: OutputContract) -> dict[str, str]:
     """What a catalog reader needs to find the contract and the product behind the table."""
-    owner = contract.model.team.name if contract.model.team and contract.model.team.name else ""
     return {
         "datacontract.id": contract.id,
         "datacontract.version": contract.version,
         "dataproduct.id": contract.data_product_id or "",
-        "dataproduct.owner": owner,
+        "dataproduct.owner": contract.owner,
     }
 
 
@@ -121,11 +109,11 @@ def _properties_clause(contract: OutputContract) -> str:
 
 def create_table(output: TableName, contract: OutputContract) -> str:
     """The output table as the contract defines it, created once; later runs keep it."""
-    descriptions = _descriptions(contract)
+    descriptions = contract.column_descriptions
     columns = ",\n  ".join(_column_definition(f, descriptions.get(f.name)) for f in contract.spark_schema.fields)
     return (
         f"CREATE TABLE IF NOT EXISTS {output.quoted} (\n  {columns}\n)\nUSING DELTA\n"
-        f"COMMENT {string_literal(_table_comment(contract))}\n{_properties_clause(contract)}"
+        f"COMMENT {string_literal(contract.table_description)}\n{_properties_clause(contract)}"
     )
 
 
@@ -162,16 +150,16 @@ def governance(output: TableName, contract: OutputContract) -> list[str]:
     """
     table = output.quoted
     statements = [
-        f"COMMENT ON TABLE {table} IS {string_literal(_table_comment(contract))}",
+        f"COMMENT ON TABLE {table} IS {string_literal(contract.table_description)}",
         f"ALTER TABLE {table} SET {_properties_clause(contract)}",
     ]
-    for name, description in _descriptions(contract).items():
-        if description:
-            statements.append(
-                f"ALTER TABLE {table} ALTER COLUMN {identifier('column', name)} COMMENT {string_literal(description)}"
-            )
     statements.extend(
-        f"ALTER TABLE {table} ALTER COLUMN {identifier('column', name)} SET NOT NULL" for name in contract.required_columns
+        f"ALTER TABLE {table} ALTER COLUMN {identifier('column', name)} COMMENT {string_literal(description)}"
+        for name, description in contract.column_descriptions.items()
+    )
+    statements.extend(
+        f"ALTER TABLE {table} ALTER COLUMN {identifier('column', name)} SET NOT NULL"
+        for name in contract.required_columns
     )
     names: set[str] = set()
     for rule in contract.rules:
@@ -187,9 +175,7 @@ def governance(output: TableName, contract: OutputContract) -> list[str]:
         name = identifier("constraint", constraint_name(rule))
         statements.append(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}")
         statements.append(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({condition})")
-    for role in contract.model.roles or []:
-        if role.access in (None, "read"):
-            statements.append(f"GRANT SELECT ON TABLE {table} TO {principal(role.role)}")
+    statements.extend(f"GRANT SELECT ON TABLE {table} TO {principal(role)}" for role in contract.reader_roles)
     return statements
 
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from datacontract.data_contract import DataContract
 from datacontract.export.spark_exporter import to_pyspark_schema
-from open_data_contract_standard.model import DataQuality, OpenDataContractStandard
+from open_data_contract_standard.model import DataQuality, OpenDataContractStandard, Team, TeamMember
 from pyspark.sql import types as T
 
 from customer_activity.jobs.errors import ContractDefinitionError
@@ -25,24 +27,27 @@ logger = logging.getLogger(__name__)
 CONTRACT_FILE = "customer_activity_v1.odcs.yaml"
 OUTPUT_SCHEMA = "customer_activity"
 
-# The comparison operators ODCS defines for a rule's measured value.
-OPERATORS = {
-    "mustBe": lambda value, arg: value == arg,
-    "mustNotBe": lambda value, arg: value != arg,
-    "mustBeGreaterThan": lambda value, arg: value > arg,
-    "mustBeGreaterOrEqualTo": lambda value, arg: value >= arg,
-    "mustBeLessThan": lambda value, arg: value < arg,
-    "mustBeLessOrEqualTo": lambda value, arg: value <= arg,
-    "mustBeBetween": lambda value, arg: arg[0] <= value <= arg[1],
-    "mustNotBeBetween": lambda value, arg: not arg[0] <= value <= arg[1],
+# The comparison operators ODCS defines for a rule's measured value; the range
+# operators take a [low, high] pair, the others one number.
+_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "mustBe": operator.eq,
+    "mustNotBe": operator.ne,
+    "mustBeGreaterThan": operator.gt,
+    "mustBeGreaterOrEqualTo": operator.ge,
+    "mustBeLessThan": operator.lt,
+    "mustBeLessOrEqualTo": operator.le,
 }
+_RANGES = ("mustBeBetween", "mustNotBeBetween")
+OPERATORS = (*_COMPARISONS, *_RANGES)
 LIBRARY_METRICS = ("rowCount", "nullValues", "duplicateValues")
 
 # Most row rules have this shape: count the rows where a condition holds. When the
 # condition is plain (column names, numbers, comparisons, AND/OR/NOT, IS NULL), the
 # audit counts it inside its one aggregation and the catalog can enforce its negation
 # as a CHECK constraint. Anything else (subqueries, functions) runs as its own query.
-_COUNT_WHERE = re.compile(r"\s*SELECT\s+COUNT\(\*\)\s+FROM\s+\$\{model\}\s+WHERE\s+(?P<condition>.+?)\s*;?\s*", re.I | re.S)
+_COUNT_WHERE = re.compile(
+    r"\s*SELECT\s+COUNT\(\*\)\s+FROM\s+\$\{model\}\s+WHERE\s+(?P<condition>.+?)\s*;?\s*", re.I | re.S
+)
 _PLAIN_CONDITION = re.compile(r"[A-Za-z0-9_ .<>=!()+\-*/]+")
 _CONDITION_KEYWORDS = {"and", "or", "not", "is", "null", "between", "true", "false"}
 
@@ -75,15 +80,37 @@ class QualityRule:
     row_condition: str | None = None
 
     def accepts(self, value: float) -> bool:
-        return OPERATORS[self.operator](value, self.threshold)
+        if isinstance(self.threshold, tuple):
+            low, high = self.threshold
+            return (low <= value <= high) == (self.operator == "mustBeBetween")
+        return _COMPARISONS[self.operator](value, self.threshold)
 
     def describe_threshold(self) -> str:
         return f"{self.operator} {list(self.threshold) if isinstance(self.threshold, tuple) else self.threshold}"
 
 
+def _one_line(text: str | None) -> str:
+    """Contract descriptions are folded YAML; catalogs and lineage want them on one line."""
+    return " ".join((text or "").split())
+
+
+def _owner(team: Team | list[TeamMember] | None) -> str:
+    """Who owns the product: the team's name, else its member whose role is `owner`, else
+    its first member. ODCS 3.1 also allows `team` as a bare list of members, which
+    datacontract-cli reads as a team without a name."""
+    if isinstance(team, Team) and team.name:
+        return team.name
+    members = (team.members if isinstance(team, Team) else team) or []
+    owner = next((m for m in members if (m.role or "").lower() == "owner"), members[0] if members else None)
+    return (owner.username or owner.name or "") if owner else ""
+
+
 @dataclass(frozen=True)
 class OutputContract:
-    """What the job needs to know of the contract to build and guard the output."""
+    """What the job needs to know of the contract to build, guard and describe the output.
+
+    Everything callers need is here, so that no other module walks the ODCS model.
+    """
 
     path: Path
     id: str
@@ -94,7 +121,48 @@ class OutputContract:
     required_columns: tuple[str, ...]
     unique_columns: tuple[str, ...]
     rules: tuple[QualityRule, ...]
+    table_description: str
+    column_descriptions: dict[str, str]
+    owner: str
+    reader_roles: tuple[str, ...]
     model: OpenDataContractStandard
+
+    def schema_differences(self, actual: T.StructType) -> list[str]:
+        """How `actual` differs from the contract's schema: names, order and types."""
+        expected = self.spark_schema
+        differences = []
+        missing = [n for n in expected.names if n not in actual.names]
+        extra = [n for n in actual.names if n not in expected.names]
+        if missing:
+            differences.append("missing columns: " + ", ".join(missing))
+        if extra:
+            differences.append("columns not in the contract: " + ", ".join(extra))
+        if not missing and not extra and actual.names != expected.names:
+            differences.append("column order differs from the contract: " + ", ".join(actual.names))
+        actual_types = {f.name: f.dataType for f in actual.fields}
+        for field in expected.fields:
+            produced = actual_types.get(field.name)
+            if produced is not None and produced != field.dataType:
+                differences.append(
+                    f"{field.name}: contract says {field.dataType.simpleString().upper()}, "
+                    f"the build produces {produced.simpleString().upper()}"
+                )
+        return differences
+
+    def for_server(self, server: str, location: tuple[str, str] | None = None) -> OpenDataContractStandard:
+        """The contract as datacontract-cli tests it against `server`.
+
+        `location` (catalog, schema) points the server elsewhere, so that a development
+        deployment tests its own table rather than production's; the contract itself
+        is left as it is.
+        """
+        model = self.model.model_copy(deep=True)
+        target = next((s for s in model.servers or [] if s.server == server), None)
+        if target is None:
+            raise ContractDefinitionError(f"data contract {self.path} has no server named {server!r}")
+        if location is not None:
+            target.catalog, target.schema_ = location
+        return model
 
 
 def default_contract_path() -> Path:
@@ -109,15 +177,15 @@ def _operator(quality: DataQuality, where: str) -> tuple[str, float | tuple[floa
     given = {name: getattr(quality, name) for name in OPERATORS if getattr(quality, name) is not None}
     if len(given) != 1:
         raise ContractDefinitionError(f"{where}: needs exactly one of {', '.join(OPERATORS)}")
-    operator, threshold = given.popitem()
-    if operator in ("mustBeBetween", "mustNotBeBetween"):
-        return operator, (float(threshold[0]), float(threshold[1]))
-    return operator, float(threshold)
+    name, threshold = given.popitem()
+    if name in _RANGES:
+        return name, (float(threshold[0]), float(threshold[1]))
+    return name, float(threshold)
 
 
 def _rule(quality: DataQuality, schema_name: str, column: str | None) -> QualityRule:
     where = f"quality rule on {schema_name}.{column}" if column else f"quality rule on {schema_name}"
-    operator, threshold = _operator(quality, where)
+    comparison, threshold = _operator(quality, where)
     if quality.type == "sql":
         if not quality.query:
             raise ContractDefinitionError(f"{where}: a sql rule needs a query")
@@ -132,13 +200,13 @@ def _rule(quality: DataQuality, schema_name: str, column: str | None) -> Quality
         metric, query = quality.metric, None
     else:
         raise ContractDefinitionError(f"{where}: rule type {quality.type!r} cannot be checked before publishing")
-    name = quality.description or quality.name or f"{metric} {operator} {threshold}"
+    name = quality.description or quality.name or f"{metric} {comparison} {threshold}"
     return QualityRule(
         name=name,
         column=column,
         metric=metric,
         query=query,
-        operator=operator,
+        operator=comparison,
         threshold=threshold,
         row_condition=row_condition(query),
     )
@@ -160,10 +228,11 @@ def _load_contract(path: Path, modified_ns: int, size: int) -> OutputContract:
     lint = DataContract(data_contract_file=str(path)).lint()
     # Lint warnings (say, a rule datacontract-cli cannot test) are judged below by
     # what the pre-publish audit can check; only invalid ODCS stops here.
-    failures = [f"{c.name}: {c.reason}" for c in lint.checks if c.result in ("failed", "error")]
+    checks = lint.checks or []
+    failures = [f"{c.name}: {c.reason}" for c in checks if c.result in ("failed", "error")]
     if failures:
         raise ContractDefinitionError(f"data contract {path} is not valid ODCS: " + "; ".join(failures))
-    for check in lint.checks:
+    for check in checks:
         if check.result == "warning":
             logger.warning("data contract %s: %s: %s", path, check.name, check.reason)
     model = DataContract(data_contract_file=str(path)).get_data_contract()
@@ -174,10 +243,14 @@ def _load_contract(path: Path, modified_ns: int, size: int) -> OutputContract:
         spark_schema = to_pyspark_schema(schema_obj)
     except Exception as error:  # the exporter raises plain errors for unknown types
         raise ContractDefinitionError(f"cannot derive a Spark schema from {path}: {error}") from error
-    properties = schema_obj.properties or []
+    if not model.id or not model.version:
+        raise ContractDefinitionError(f"data contract {path} needs an id and a version")
+    properties = {p.name: p for p in schema_obj.properties or [] if p.name}
+    if len(properties) != len(schema_obj.properties or []):
+        raise ContractDefinitionError(f"data contract {path}: every property of {OUTPUT_SCHEMA!r} needs a name")
     rules = [_rule(q, OUTPUT_SCHEMA, None) for q in schema_obj.quality or []]
-    for prop in properties:
-        rules.extend(_rule(q, OUTPUT_SCHEMA, prop.name) for q in prop.quality or [])
+    for name, prop in properties.items():
+        rules.extend(_rule(q, OUTPUT_SCHEMA, name) for q in prop.quality or [])
     return OutputContract(
         path=path,
         id=model.id,
@@ -185,8 +258,12 @@ def _load_contract(path: Path, modified_ns: int, size: int) -> OutputContract:
         data_product_id=model.dataProduct,
         schema_name=OUTPUT_SCHEMA,
         spark_schema=spark_schema,
-        required_columns=tuple(p.name for p in properties if p.required),
-        unique_columns=tuple(p.name for p in properties if p.unique or p.primaryKey),
+        required_columns=tuple(name for name, p in properties.items() if p.required),
+        unique_columns=tuple(name for name, p in properties.items() if p.unique or p.primaryKey),
         rules=tuple(rules),
+        table_description=_one_line(schema_obj.description or (model.description.purpose if model.description else "")),
+        column_descriptions={name: _one_line(p.description) for name, p in properties.items() if p.description},
+        owner=_owner(model.team),
+        reader_roles=tuple(r.role for r in model.roles or [] if r.role and r.access in (None, "read")),
         model=model,
     )

@@ -2,24 +2,31 @@
 
 The pre-publish audit guards what gets published; this test looks at the table the
 way a consumer does, with the contract's own tool, against one of its servers.
+Results are published to the marketplace when an API key is configured; a failed
+publication is reported and never changes the verdict.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from datacontract.data_contract import DataContract
-from datacontract.model.run import Run
+from datacontract.model.run import ResultEnum, Run
 from datacontract.output.test_results_writer import write_test_result
 from pyspark.sql import DataFrame, SparkSession
 from rich.console import Console
 
+from customer_activity.jobs import secrets
 from customer_activity.jobs.catalog import identifier
-from customer_activity.jobs.contract import OUTPUT_SCHEMA, default_contract_path
-from customer_activity.jobs.errors import ContractDefinitionError
+from customer_activity.jobs.contract import OUTPUT_SCHEMA, load_contract
+from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_OK, ConfigurationError
+from customer_activity.jobs.publishing import OutputLocation, read_published
 from customer_activity.jobs.secrets import Secret
+from customer_activity.jobs.session import create_spark_session
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +40,66 @@ class ResultsTarget:
 
     host: str | None
     api_key: Secret
+
+    @classmethod
+    def configured(cls, secret_scope: str | None, secret_key: str, host: str | None) -> ResultsTarget | None:
+        """The target if an API key is configured: ENTROPY_DATA_API_KEY, else the secret scope."""
+        api_key = secrets.api_key_from_environment()
+        if api_key is None and secret_scope:
+            api_key = secrets.api_key_from_databricks(secret_scope, secret_key)
+        if api_key is None:
+            return None
+        return cls(host=host or os.environ.get("ENTROPY_DATA_HOST") or None, api_key=api_key)
+
+
+@dataclass(frozen=True)
+class ContractTestConfig:
+    """One consumer-side test: which published output, against which contract server."""
+
+    output: OutputLocation
+    server: str | None = None
+    contract_path: Path | None = None
+    secret_scope: str | None = None
+    secret_key: str = "entropy-data-api-key"
+    results_host: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.output.directory is not None:
+            if self.server not in (None, LOCAL_SERVER):
+                raise ConfigurationError(f"a local output is tested on the server {LOCAL_SERVER!r}")
+            if not Path(self.output.published).exists():
+                raise ConfigurationError(f"nothing is published at {self.output.published}")
+
+
+def test_contract(config: ContractTestConfig) -> int:
+    """The `test-contract` command: test, print the result table, publish the results."""
+    results = ResultsTarget.configured(config.secret_scope, config.secret_key, config.results_host)
+    output = config.output
+    spark = create_spark_session(output.table_format)
+    if output.table is None:
+        server = LOCAL_SERVER
+        run = verify_dataframe(spark, read_published(spark, output), config.contract_path, results)
+    else:
+        server = config.server or PRODUCTION_SERVER
+        location = (output.table.catalog, output.table.schema)
+        run = verify_server(spark, server, config.contract_path, location, results)
+    print(f"Contract test of {output.published} (datacontract-cli, server '{server}'):")
+    print_run(run)
+    _report_publication(run, results)
+    return EXIT_OK if _passed(run) else EXIT_CONTRACT_VIOLATION
+
+
+def check_published(spark: SparkSession, output: OutputLocation, contract_path: Path | None = None) -> bool:
+    """Test a just-published local output; print the result table only when it fails."""
+    run = verify_dataframe(spark, read_published(spark, output), contract_path)
+    passed = _passed(run)
+    print()
+    print(f"Contract test of the published output (datacontract-cli, server '{LOCAL_SERVER}'):")
+    if passed:
+        print(f"  {run.result.value}: {len(run.checks or [])} checks, none failed")
+    else:
+        print_run(run)
+    return passed
 
 
 def verify_dataframe(
@@ -63,18 +130,16 @@ def verify_server(
 
 
 def _test(
-    spark: SparkSession, server: str, contract_path: Path | None, location: tuple[str, str] | None, results: ResultsTarget | None
+    spark: SparkSession,
+    server: str,
+    contract_path: Path | None,
+    location: tuple[str, str] | None,
+    results: ResultsTarget | None,
 ) -> Run:
-    path = contract_path or default_contract_path()
-    model = DataContract(data_contract_file=str(path)).get_data_contract()
-    [target] = [s for s in model.servers or [] if s.server == server] or [None]
-    if target is None:
-        raise ContractDefinitionError(f"data contract {path} has no server named {server!r}")
     if location is not None:
-        catalog, schema = location
-        identifier("catalog", catalog)
-        identifier("schema", schema)
-        target.catalog, target.schema_ = catalog, schema
+        identifier("catalog", location[0])
+        identifier("schema", location[1])
+    model = load_contract(contract_path).for_server(server, location)
     # datacontract-cli takes its settings keyed by their environment variable names.
     config = {"ENTROPY_DATA_API_KEY": results.api_key.reveal()} if results else None
     if results and results.host:
@@ -84,6 +149,23 @@ def _test(
     ).test()
     logger.info("contract test on server %s: %s", server, run.result)
     return run
+
+
+def _passed(run: Run) -> bool:
+    # `DataContract.test()` finishes the run, which settles its result.
+    return run.result == ResultEnum.passed
+
+
+def _report_publication(run: Run, results: ResultsTarget | None) -> None:
+    """Say what happened to the results; a failed publication never changes the verdict."""
+    if results is None:
+        print("Test results not published: no marketplace API key is configured.")
+    elif run.publish_succeeded:
+        print("Test results published to the marketplace.")
+    else:
+        reasons = [log.message for log in run.logs or [] if log.level == "ERROR" and "publish" in log.message.lower()]
+        detail = secrets.redact("; ".join(reasons) or "see the log above", results.api_key)
+        print(f"Test results could NOT be published to the marketplace: {detail}", file=sys.stderr)
 
 
 def print_run(run: Run, console: Console | None = None) -> None:

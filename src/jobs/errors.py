@@ -34,7 +34,7 @@ class ContractDefinitionError(CustomerActivityError):
     exit_code = EXIT_CONTRACT_VIOLATION
 
 
-class ContractViolation(CustomerActivityError):
+class ContractViolationError(CustomerActivityError):
     """The candidate output breaks the contract; nothing was published."""
 
     exit_code = EXIT_CONTRACT_VIOLATION

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import ClassVar
 
 import attr
@@ -34,6 +34,9 @@ from openlineage.client.generated.base import RunFacet
 
 from customer_activity.jobs.audit import CheckResult
 from customer_activity.jobs.contract import OutputContract
+from customer_activity.jobs.inputs import InputLocation
+from customer_activity.jobs.publishing import OUTPUT_TABLE, OutputLocation
+from customer_activity.transforms.input_ports import INPUT_PORTS
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,25 @@ class DatasetName:
 
     namespace: str
     name: str
+
+
+def _databricks_namespace() -> str:
+    host = os.environ.get("DATABRICKS_HOST", "").removeprefix("https://").rstrip("/")
+    return f"databricks://{host}" if host else "databricks"
+
+
+def datasets(source: InputLocation, output: OutputLocation) -> tuple[list[DatasetName], DatasetName]:
+    """A build's inputs and output, named as OpenLineage names files and catalog tables."""
+    if source.directory is not None:
+        directory = source.directory
+        inputs = [DatasetName("file", str((directory / table).absolute())) for table in INPUT_PORTS]
+    else:
+        inputs = [DatasetName(_databricks_namespace(), str(source.table(table))) for table in INPUT_PORTS]
+    if output.directory is not None:
+        published = DatasetName("file", str((output.directory / OUTPUT_TABLE).absolute()))
+    else:
+        published = DatasetName(_databricks_namespace(), str(output.table))
+    return inputs, published
 
 
 def _client(url: str | None) -> OpenLineageClient | None:
@@ -98,7 +120,8 @@ class Lineage:
     def configure(cls, url: str | None = None, namespace: str | None = None) -> Lineage:
         try:
             return cls(_client(url), namespace)
-        except Exception as error:  # a broken lineage configuration must not stop the build
+        # A broken lineage configuration, whatever the client raises, must not stop the build.
+        except Exception as error:  # noqa: BLE001
             logger.warning("lineage is off: its configuration could not be used (%s)", error)
             return cls(None, namespace)
 
@@ -133,7 +156,7 @@ class Lineage:
             return
         event = RunEvent(
             eventType=state,
-            eventTime=datetime.now(timezone.utc).isoformat(),
+            eventTime=datetime.now(UTC).isoformat(),
             run=run,
             job=self._job(),
             producer=PRODUCER,
@@ -142,11 +165,19 @@ class Lineage:
         )
         try:
             self._client.emit(event)
-        except Exception as error:  # lineage is an observer: its outage is not the build's
+        # Lineage is an observer: its outage, of whatever kind, is not the build's.
+        except Exception as error:  # noqa: BLE001
             logger.warning("lineage event %s could not be sent: %s", state.value, error)
 
-    def start(self, inputs: Sequence[DatasetName], output: DatasetName, contract: OutputContract | None, nominal: datetime) -> None:
-        self._emit(RunState.START, self._run(contract, nominal), inputs, [OutputDataset(namespace=output.namespace, name=output.name)])
+    def start(
+        self, inputs: Sequence[DatasetName], output: DatasetName, contract: OutputContract | None, nominal: datetime
+    ) -> None:
+        self._emit(
+            RunState.START,
+            self._run(contract, nominal),
+            inputs,
+            [OutputDataset(namespace=output.namespace, name=output.name)],
+        )
 
     def complete(
         self,
@@ -156,11 +187,20 @@ class Lineage:
         rows: int | None,
         checks: Sequence[CheckResult],
     ) -> None:
-        self._emit(RunState.COMPLETE, self._run(contract, None), inputs, [output_dataset(output, contract, rows, checks)])
+        self._emit(
+            RunState.COMPLETE, self._run(contract, None), inputs, [output_dataset(output, contract, rows, checks)]
+        )
 
-    def fail(self, inputs: Sequence[DatasetName], output: DatasetName, contract: OutputContract | None, error: str) -> None:
+    def fail(
+        self, inputs: Sequence[DatasetName], output: DatasetName, contract: OutputContract | None, error: str
+    ) -> None:
         message = error_message_run.ErrorMessageRunFacet(message=error, programmingLanguage="python")
-        self._emit(RunState.FAIL, self._run(contract, None, errorMessage=message), inputs, [OutputDataset(namespace=output.namespace, name=output.name)])
+        self._emit(
+            RunState.FAIL,
+            self._run(contract, None, errorMessage=message),
+            inputs,
+            [OutputDataset(namespace=output.namespace, name=output.name)],
+        )
 
     @contextmanager
     def closing(self) -> Iterator[Lineage]:
@@ -170,19 +210,21 @@ class Lineage:
             if self._client is not None:
                 try:
                     self._client.close(timeout=10)
-                except Exception as error:
+                # Closing flushes queued events; a transport failing at it is only worth a warning.
+                except Exception as error:  # noqa: BLE001
                     logger.warning("lineage transport did not close cleanly: %s", error)
 
 
-def output_dataset(output: DatasetName, contract: OutputContract, rows: int | None, checks: Sequence[CheckResult]) -> OutputDataset:
+def output_dataset(
+    output: DatasetName, contract: OutputContract, rows: int | None, checks: Sequence[CheckResult]
+) -> OutputDataset:
     """The output port with its contract schema, its row count and the pre-publish checks."""
-    descriptions = {p.name: p.description for s in contract.model.schema_ or [] for p in s.properties or []}
     schema = schema_dataset.SchemaDatasetFacet(
         fields=[
             schema_dataset.SchemaDatasetFacetFields(
                 name=field.name,
                 type=field.dataType.simpleString().upper(),
-                description=" ".join((descriptions.get(field.name) or "").split()) or None,
+                description=contract.column_descriptions.get(field.name),
             )
             for field in contract.spark_schema.fields
         ]
@@ -196,6 +238,11 @@ def output_dataset(output: DatasetName, contract: OutputContract, rows: int | No
     return OutputDataset(
         namespace=output.namespace,
         name=output.name,
-        facets={"schema": schema, "dataQualityAssertions": assertions},
-        outputFacets={"outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(rowCount=rows)},
+        # The client types this facet as an input facet, after a spec slip that OpenLineage
+        # is undoing (OpenLineage/OpenLineage#1876): assertions describe any dataset, and
+        # here they are the output's own pre-publish checks.
+        facets={"schema": schema, "dataQualityAssertions": assertions},  # type: ignore[dict-item]
+        outputFacets={
+            "outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(rowCount=rows)
+        },
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,8 +23,8 @@ import httpx
 import yaml
 from entropy_data_sdk import ApiError, EntropyDataClient
 
-from customer_activity.jobs.errors import ConfigurationError, PublishError
-from customer_activity.jobs.secrets import Secret, redact
+from customer_activity.jobs.errors import EXIT_OK, ConfigurationError, PublishError
+from customer_activity.jobs.secrets import API_KEY_VARIABLE, Secret, api_key_from_environment, redact
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ def _load(file: Path, kind: str) -> dict[str, object]:
     if not isinstance(document, dict) or not document.get("id"):
         raise ConfigurationError(f"{kind} file {file} has no id")
     # Through JSON once, so that YAML dates and the like become what the API receives.
-    return json.loads(json.dumps(document, default=str))
+    body: dict[str, object] = json.loads(json.dumps(document, default=str))
+    return body
 
 
 def _segment(value: object) -> str:
@@ -64,17 +66,22 @@ def documents(contract: Path, product: Path) -> list[Document]:
     contract_body = _load(contract, "data contract")
     product_body = _load(product, "data product")
     return [
-        Document("data contract", str(contract_body["id"]), f"/api/datacontracts/{_segment(contract_body['id'])}", contract_body),
-        Document("data product", str(product_body["id"]), f"/api/dataproducts/{_segment(product_body['id'])}", product_body),
+        Document(
+            "data contract",
+            str(contract_body["id"]),
+            f"/api/datacontracts/{_segment(contract_body['id'])}",
+            contract_body,
+        ),
+        Document(
+            "data product", str(product_body["id"]), f"/api/dataproducts/{_segment(product_body['id'])}", product_body
+        ),
     ]
 
 
 def describe(document: Document, host: str) -> str:
     """What a dry run prints: the request as it would be sent, key masked."""
-    return (
-        f"PUT {host.rstrip('/')}{document.path}\n"
-        "content-type: application/json\nx-api-key: ***\n\n"
-        + json.dumps(document.body, indent=2, ensure_ascii=False)
+    return f"PUT {host.rstrip('/')}{document.path}\ncontent-type: application/json\nx-api-key: ***\n\n" + json.dumps(
+        document.body, indent=2, ensure_ascii=False
     )
 
 
@@ -97,13 +104,27 @@ class RetryingTransport(httpx.BaseTransport):
             except (httpx.TimeoutException, httpx.NetworkError) as error:
                 if attempt == self.attempts:
                     raise
-                logger.warning("%s %s: %s; retrying (attempt %d of %d)", request.method, request.url, type(error).__name__, attempt, self.attempts)
+                logger.warning(
+                    "%s %s: %s; retrying (attempt %d of %d)",
+                    request.method,
+                    request.url,
+                    type(error).__name__,
+                    attempt,
+                    self.attempts,
+                )
             else:
                 if response.status_code < 500 or attempt == self.attempts:
                     return response
                 response.read()
                 response.close()
-                logger.warning("%s %s: HTTP %d; retrying (attempt %d of %d)", request.method, request.url, response.status_code, attempt, self.attempts)
+                logger.warning(
+                    "%s %s: HTTP %d; retrying (attempt %d of %d)",
+                    request.method,
+                    request.url,
+                    response.status_code,
+                    attempt,
+                    self.attempts,
+                )
             self._sleep(self._backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -159,3 +180,40 @@ def publish(
             published.append(f"published the {document.kind} {document.id}" + (f": {link}" if link else ""))
             logger.info(published[-1])
     return published
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """What the `publish` command sends, and where."""
+
+    contract: Path
+    product: Path
+    host: str | None = None
+    dry_run: bool = False
+    timeout_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.timeout_seconds <= 0:
+            raise ConfigurationError(f"the timeout must be positive, not {self.timeout_seconds}")
+
+    @property
+    def resolved_host(self) -> str:
+        return self.host or os.environ.get(HOST_VARIABLE) or DEFAULT_HOST
+
+
+def publish_product(config: PublishConfig) -> int:
+    """The `publish` command: the contract, then the data product; or only show them (dry run)."""
+    host = config.resolved_host
+    items = documents(config.contract, config.product)
+    if config.dry_run:
+        for document in items:
+            print(describe(document, host))
+            print()
+        print(f"Dry run: nothing was sent to {host}.")
+        return EXIT_OK
+    api_key = api_key_from_environment()
+    if api_key is None:
+        raise ConfigurationError(f"{API_KEY_VARIABLE} is not set: the marketplace needs an API key")
+    for line in publish(items, host, api_key, timeout_seconds=config.timeout_seconds):
+        print(line)
+    return EXIT_OK

@@ -41,6 +41,29 @@ class RunReport:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def summary(self, report_path: Path | None) -> str:
+        """A short human summary of a build: rows per layer, checks, where the output is."""
+        lines = [
+            f"Build {self.status}: as-of {self.as_of}, contract {self.contract_id} v{self.contract_version}",
+            "",
+            f"  {'input table':<20} {'raw rows':>9} {'NULL keys':>9} {'superseded':>10} {'bad times':>9} {'staged':>9}",
+        ]
+        lines.extend(
+            f"  {table:<20} {t.rows:>9} {t.null_key_rows_dropped:>9} {t.superseded_versions_removed:>10}"
+            f" {t.unparseable_timestamp_rows:>9} {t.rows_after_staging:>9}"
+            for table, t in self.inputs.items()
+        )
+        lines += [
+            "",
+            f"  output rows: {self.output_rows}",
+            f"  pre-publish checks passed: {self.checks_passed}/{len(self.checks)}",
+            f"  output ({self.table_format}): {self.output}",
+        ]
+        if report_path is not None:
+            lines.append(f"  run report: {report_path}")
+        lines.append("  durations: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.durations_seconds.items()))
+        return "\n".join(lines)
+
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp")

@@ -13,11 +13,13 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from customer_activity.jobs.errors import EXIT_OK
 
 PLATFORMS = ("databricks", "snowflake", "bigquery", "s3", "postgres")
 CONTRACT_STATUSES = ("draft", "active", "active", "deprecated", "retired")
@@ -65,7 +67,7 @@ class _Generator:
 
     def instant(self, max_days_back: int) -> datetime:
         """A moment up to `max_days_back` days before the end of the as-of day."""
-        end = datetime.combine(self.as_of, time.min, tzinfo=timezone.utc) + timedelta(days=1)
+        end = datetime.combine(self.as_of, time.min, tzinfo=UTC) + timedelta(days=1)
         return end - timedelta(seconds=self.rng.randrange(1, max_days_back * 86400))
 
     def as_string(self, moment: datetime) -> str:
@@ -103,14 +105,20 @@ class _Generator:
 
 def generate(directory: Path, organizations: int = 500, as_of: date | None = None, seed: int = 42) -> dict[str, int]:
     """Write the seven raw tables under `directory`; returns the rows per table."""
-    as_of = as_of or datetime.now(timezone.utc).date()
+    as_of = as_of or datetime.now(UTC).date()
     gen = _Generator(rng=random.Random(seed), as_of=as_of)
     base_load = 1_700_000_000
     gen.load_ids = [f"{base_load + day * 86400}.{gen.rng.randrange(10**6):06d}" for day in range(60)]
 
     tables = {
         "organization": _table(
-            {"organization_id": _STRING, "vanity_url": _STRING, "created_by": _STRING, "created_at": _STRING, **_VERSIONED}
+            {
+                "organization_id": _STRING,
+                "vanity_url": _STRING,
+                "created_by": _STRING,
+                "created_at": _STRING,
+                **_VERSIONED,
+            }
         ),
         "organization_member": _table(
             {
@@ -135,7 +143,14 @@ def generate(directory: Path, organizations: int = 500, as_of: date | None = Non
             }
         ),
         "asset": _table(
-            {"asset_id": _STRING, "organization_id": _STRING, "name": _STRING, "type": _STRING, "created_at": _TS, **_VERSIONED}
+            {
+                "asset_id": _STRING,
+                "organization_id": _STRING,
+                "name": _STRING,
+                "type": _STRING,
+                "created_at": _TS,
+                **_VERSIONED,
+            }
         ),
         "output_port": _table(
             {
@@ -149,10 +164,23 @@ def generate(directory: Path, organizations: int = 500, as_of: date | None = Non
             }
         ),
         "data_contract": _table(
-            {"data_contract_id": _STRING, "organization_id": _STRING, "status": _STRING, "created_at": _TS, **_VERSIONED}
+            {
+                "data_contract_id": _STRING,
+                "organization_id": _STRING,
+                "status": _STRING,
+                "created_at": _TS,
+                **_VERSIONED,
+            }
         ),
         "test_result": _table(
-            {"test_result_id": _STRING, "data_contract_id": _STRING, "result": _STRING, "created_at": _TS, "_dlt_load_id": _STRING, "_dlt_id": _STRING}
+            {
+                "test_result_id": _STRING,
+                "data_contract_id": _STRING,
+                "result": _STRING,
+                "created_at": _TS,
+                "_dlt_load_id": _STRING,
+                "_dlt_id": _STRING,
+            }
         ),
     }
     users = [gen.uid() for _ in range(max(10, organizations * 4))]
@@ -247,7 +275,9 @@ def _products(gen: _Generator, tables: dict[str, _Table], organization_id: str, 
             _port(gen, tables, product_id, platforms, contracts)
 
 
-def _port(gen: _Generator, tables: dict[str, _Table], product_id: str, platforms: list[str], contracts: list[str]) -> None:
+def _port(
+    gen: _Generator, tables: dict[str, _Table], product_id: str, platforms: list[str], contracts: list[str]
+) -> None:
     port_id = gen.uid()
     roll = gen.rng.random()
     if contracts and roll < 0.7:
@@ -312,3 +342,10 @@ def _rows_without_keys(gen: _Generator, tables: dict[str, _Table]) -> None:
             row[key] = None
             row["_dlt_id"] = gen.uid()
             table.append(**row)
+
+
+def write_sample(directory: Path, organizations: int, as_of: date | None, seed: int) -> int:
+    """The `generate` command: write the sample and say how many rows each table got."""
+    for table, rows in generate(directory, organizations, as_of, seed).items():
+        print(f"{table:<20} {rows:>9} rows")
+    return EXIT_OK

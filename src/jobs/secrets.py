@@ -57,8 +57,9 @@ def api_key_from_databricks(scope: str, key: str) -> Secret | None:
 
     Read through databricks-sdk, which uses the runtime's own dbutils on Databricks.
     """
-    from databricks.sdk import WorkspaceClient
-    from databricks.sdk.errors import NotFound, PermissionDenied
+    # Importing databricks-sdk takes about two seconds; only this path needs it.
+    from databricks.sdk import WorkspaceClient  # noqa: PLC0415
+    from databricks.sdk.errors import NotFound, PermissionDenied  # noqa: PLC0415
 
     try:
         value = WorkspaceClient().dbutils.secrets.get(scope=scope, key=key)

@@ -151,9 +151,7 @@ def schema_problems(schema: T.StructType, port: InputPort) -> list[str]:
             continue
         accepted, expected = _expectation(port, column)
         if not isinstance(fields[column], accepted):
-            problems.append(
-                f"{port.table}.{column}: has type {fields[column].simpleString()}, expected {expected}"
-            )
+            problems.append(f"{port.table}.{column}: has type {fields[column].simpleString()}, expected {expected}")
     return problems
 
 

@@ -7,7 +7,7 @@ the organisations drops them, so they never create an output row.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -22,7 +22,7 @@ def recent_window(as_of: date) -> tuple[datetime, datetime]:
     [as_of - 30 days 00:00 UTC, as_of + 1 day 00:00 UTC): the as-of day itself and
     the 30 days before it.
     """
-    midnight = datetime.combine(as_of, time.min, tzinfo=timezone.utc)
+    midnight = datetime.combine(as_of, time.min, tzinfo=UTC)
     return midnight - timedelta(days=RECENT_DAYS), midnight + timedelta(days=1)
 
 
@@ -82,9 +82,9 @@ def int_output_ports_enriched(
     `has_test_results`: at least one test result names its contract, whatever that
     contract's status, even when the contract itself is unknown.
     """
-    active_contracts = data_contracts.where(
-        F.col("status") == ACTIVE_CONTRACT_STATUS
-    ).select("data_contract_id", F.lit(True).alias("has_active_data_contract"))
+    active_contracts = data_contracts.where(F.col("status") == ACTIVE_CONTRACT_STATUS).select(
+        "data_contract_id", F.lit(True).alias("has_active_data_contract")
+    )
     tested_contracts = (
         test_results.where(F.col("data_contract_id").isNotNull())
         .select("data_contract_id")
@@ -154,8 +154,4 @@ def int_organization_output_ports(output_ports_enriched: DataFrame) -> DataFrame
 
 def int_organization_assets(assets: DataFrame) -> DataFrame:
     """Assets per organisation."""
-    return (
-        assets.select("organization_id")
-        .groupBy("organization_id")
-        .agg(F.count(F.lit(1)).alias("assets_total"))
-    )
+    return assets.select("organization_id").groupBy("organization_id").agg(F.count(F.lit(1)).alias("assets_total"))

@@ -30,7 +30,7 @@ PERCENTAGE_COLUMNS = (
 )
 
 
-class ContractColumnsMissing(ValueError):
+class ContractColumnsMissingError(ValueError):
     """The contract names columns that the transforms do not produce."""
 
     def __init__(self, missing: list[str], produced: list[str]) -> None:
@@ -80,7 +80,7 @@ def select_contract_columns(wide: DataFrame, contract_schema: T.StructType) -> D
     """
     missing = [name for name in contract_schema.names if name not in wide.columns]
     if missing:
-        raise ContractColumnsMissing(missing, wide.columns)
+        raise ContractColumnsMissingError(missing, wide.columns)
     return wide.select(*contract_schema.names)
 
 

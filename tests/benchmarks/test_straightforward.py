@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
 import pytest
-
 import straightforward
-from customer_activity.jobs import io
 from local_run import AS_OF, as_utc
+
+from customer_activity.jobs import inputs
 
 pytestmark = pytest.mark.e2e
 
 
 def test_the_straightforward_implementation_agrees_with_the_build(spark, sample_source, published_output):
-    raw = io.read_input_ports(spark, io.InputLocation(directory=sample_source))
-    result = straightforward.customer_activity(spark, raw, AS_OF, datetime.now(timezone.utc))
+    raw = inputs.read_input_ports(spark, inputs.InputLocation(directory=sample_source))
+    result = straightforward.customer_activity(spark, raw, AS_OF, datetime.now(UTC))
 
     computed = [
         {k: as_utc(v) for k, v in row.items() if k != "updated_at"}
         for row in result.orderBy("organization_id").toArrow().to_pylist()
     ]
     published = pq.read_table(published_output / "customer_activity").drop(["updated_at"])
-    expected = sorted(({k: as_utc(v) for k, v in r.items()} for r in published.to_pylist()), key=lambda r: r["organization_id"])
+    expected = sorted(
+        ({k: as_utc(v) for k, v in r.items()} for r in published.to_pylist()), key=lambda r: r["organization_id"]
+    )
     assert result.columns == pq.read_schema(next((published_output / "customer_activity").glob("*.parquet"))).names
     assert computed == expected

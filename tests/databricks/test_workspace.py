@@ -27,8 +27,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def workspace_sql():
-    from databricks.sdk import WorkspaceClient
-    from databricks.sdk.service.sql import StatementState
+    # Importing databricks-sdk takes about two seconds; only a configured workspace needs it.
+    from databricks.sdk import WorkspaceClient  # noqa: PLC0415
+    from databricks.sdk.service.sql import StatementState  # noqa: PLC0415
 
     client = WorkspaceClient()
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 import json
 
+import bundle_checks as checks
 import pytest
 import yaml
-
-import bundle_checks as checks
 from conftest import REPOSITORY, SHARED_SCHEMAS
+
 from customer_activity.jobs.contract import default_contract_path
-from customer_activity.jobs.io import OUTPUT_TABLE
+from customer_activity.jobs.publishing import OUTPUT_TABLE
 
 BUNDLE_SCHEMA = SHARED_SCHEMAS / "databricks-bundle.schema.json"
 
@@ -45,7 +45,9 @@ def test_every_job_loads_with_the_databricks_bundles_models(bundle):
 
 
 def test_a_misspelled_key_is_caught(broken):
-    task(broken, "build")["python_wheel_task"]["entrypoint"] = task(broken, "build")["python_wheel_task"].pop("entry_point")
+    task(broken, "build")["python_wheel_task"]["entrypoint"] = task(broken, "build")["python_wheel_task"].pop(
+        "entry_point"
+    )
     [problem] = checks.model_problems(broken)
     assert "Unexpected field 'entrypoint'" in problem
 

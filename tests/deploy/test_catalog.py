@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 
 import pytest
 import sqlglot
+import yaml
 
-from customer_activity.jobs import catalog, io
+from customer_activity.jobs import catalog, publishing
 from customer_activity.jobs.catalog import TableName
-from customer_activity.jobs.contract import load_contract, row_condition
+from customer_activity.jobs.contract import default_contract_path, load_contract, row_condition
 from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError
 
 OUTPUT = TableName("entropy_data_prod", "dp_entropydata_customer_activity_op_v1", "customer_activity")
@@ -23,7 +23,11 @@ def contract():
 
 def statements(contract) -> list[str]:
     staged = catalog.staging_table(OUTPUT, "20261124T060000Z-1a2b3c4d")
-    return [catalog.create_table(OUTPUT, contract), *catalog.governance(OUTPUT, contract), catalog.replace_rows(OUTPUT, staged, contract)]
+    return [
+        catalog.create_table(OUTPUT, contract),
+        *catalog.governance(OUTPUT, contract),
+        catalog.replace_rows(OUTPUT, staged, contract),
+    ]
 
 
 @pytest.mark.parametrize("name", ["entropy_data_prod", "_scratch", "Schema_2", "a" * 255])
@@ -65,7 +69,9 @@ def test_the_table_is_created_with_the_contracts_columns_types_and_not_nulls(con
     assert [c.args["kind"].sql("databricks") for c in columns] == [
         f.dataType.simpleString().upper() for f in contract.spark_schema.fields
     ]
-    not_null = [c.name for c in columns if any(isinstance(k.kind, sqlglot.exp.NotNullColumnConstraint) for k in c.constraints)]
+    not_null = [
+        c.name for c in columns if any(isinstance(k.kind, sqlglot.exp.NotNullColumnConstraint) for k in c.constraints)
+    ]
     assert not_null == list(contract.required_columns)
     assert "USING DELTA" in catalog.create_table(OUTPUT, contract)
 
@@ -124,16 +130,17 @@ def test_the_consumer_role_is_granted_select(contract):
 
 
 def test_a_role_name_that_could_break_out_of_quotes_is_refused(contract):
-    model = copy.deepcopy(contract.model)
-    model.roles[0].role = "x` TO `everyone"
     with pytest.raises(ConfigurationError, match="principal"):
-        catalog.governance(OUTPUT, replace(contract, model=model))
+        catalog.governance(OUTPUT, replace(contract, reader_roles=("x` TO `everyone",)))
 
 
 def test_descriptions_with_quotes_stay_inside_their_literal(contract):
-    model = copy.deepcopy(contract.model)
-    model.schema_[0].properties[0].description = "it's'; DROP TABLE x; --"
-    [comment] = [s for s in catalog.governance(OUTPUT, replace(contract, model=model)) if "`organization_id` COMMENT" in s]
+    descriptions = {**contract.column_descriptions, "organization_id": "it's'; DROP TABLE x; --"}
+    [comment] = [
+        s
+        for s in catalog.governance(OUTPUT, replace(contract, column_descriptions=descriptions))
+        if "`organization_id` COMMENT" in s
+    ]
     assert comment.endswith("COMMENT 'it\\'s\\'; DROP TABLE x; --'")
     assert isinstance(sqlglot.parse_one(comment, read="databricks"), sqlglot.exp.Alter)
 
@@ -141,7 +148,10 @@ def test_descriptions_with_quotes_stay_inside_their_literal(contract):
 def test_rows_are_replaced_by_name_from_the_staged_table(contract):
     statement = statements(contract)[-1]
     assert statement.startswith(f"INSERT OVERWRITE TABLE {OUTPUT.quoted} (`organization_id`, ")
-    assert statement.endswith("FROM `entropy_data_prod`.`dp_entropydata_customer_activity_op_v1`.`_customer_activity_staging_20261124t060000z_1a2b3c4d`")
+    assert statement.endswith(
+        "FROM `entropy_data_prod`.`dp_entropydata_customer_activity_op_v1`"
+        ".`_customer_activity_staging_20261124t060000z_1a2b3c4d`"
+    )
 
 
 class RecordingSession:
@@ -163,27 +173,41 @@ class RecordingSession:
         return self._schema
 
 
-class StagedFrame:
-    def __init__(self, session: RecordingSession):
-        self.sparkSession = session
-
-
 def test_publishing_to_the_catalog_creates_governs_then_swaps_rows_in_one_statement(contract):
     session = RecordingSession(contract.spark_schema)
-    output = io.OutputLocation(table=OUTPUT, table_format="delta")
+    output = publishing.OutputLocation(table=OUTPUT, table_format="delta")
 
-    io.publish(StagedFrame(session), output, "run-1", contract)
+    publishing.StagingArea(session, output, "run-1").publish(contract)
 
     assert session.statements[0] == catalog.create_table(OUTPUT, contract)
     assert session.statements[1:-1] == catalog.governance(OUTPUT, contract)
     assert session.statements[-1] == catalog.replace_rows(OUTPUT, catalog.staging_table(OUTPUT, "run-1"), contract)
 
 
+def test_a_contract_whose_team_is_a_list_of_members_publishes_with_the_owner(tmp_path):
+    document = yaml.safe_load(default_contract_path().read_text())
+    document["team"] = [{"username": "bo", "role": "member"}, {"username": "ana", "role": "owner"}]
+    path = tmp_path / "team-as-list.odcs.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    contract = load_contract(path)
+    session = RecordingSession(contract.spark_schema)
+
+    publishing.StagingArea(session, publishing.OutputLocation(table=OUTPUT, table_format="delta"), "run-1").publish(
+        contract
+    )
+
+    [properties] = [s for s in session.statements if s.startswith(f"ALTER TABLE {OUTPUT.quoted} SET TBLPROPERTIES")]
+    assert "'dataproduct.owner' = 'ana'" in properties
+    assert session.statements[-1].startswith("INSERT OVERWRITE")
+
+
 def test_an_existing_table_with_another_schema_is_not_overwritten(contract):
     session = RecordingSession(contract.spark_schema[:-1])
-    output = io.OutputLocation(table=OUTPUT, table_format="delta")
+    output = publishing.OutputLocation(table=OUTPUT, table_format="delta")
 
-    with pytest.raises(ContractDefinitionError, match="exists with a schema other than the contract's .*missing columns: updated_at"):
-        io.publish(StagedFrame(session), output, "run-1", contract)
+    with pytest.raises(
+        ContractDefinitionError, match=r"exists with a schema other than the contract's .*missing columns: updated_at"
+    ):
+        publishing.StagingArea(session, output, "run-1").publish(contract)
 
     assert not any(s.startswith("INSERT") for s in session.statements)

@@ -9,14 +9,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from local_run import AS_OF, fingerprint, run_report
 
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_INPUT_ERROR, EXIT_OK, EXIT_USAGE
-from local_run import AS_OF, fingerprint, run_report
 
 
 def build(source: Path, output: Path, *extra: str) -> int:
-    return main(["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), *extra])
+    return main(
+        ["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), *extra]
+    )
 
 
 def rewrite(source: Path, table: str, change: Callable[[pa.Table], pa.Table]) -> None:
@@ -71,11 +73,13 @@ BAD_INPUTS = {
     ),
     "directory of CSV": (
         replace_files("output_port", "part-0.csv", b"output_port_id,type\n1,databricks\n"),
-        "output_port: {source}/output_port is not a Parquet dataset: part-0.csv is not a Parquet file (comma-separated text (CSV?))",
+        "output_port: {source}/output_port is not a Parquet dataset: "
+        "part-0.csv is not a Parquet file (comma-separated text (CSV?))",
     ),
     "garbage bytes": (
         replace_files("data_contract", "part-0.parquet", bytes(range(256)) * 8),
-        "data_contract: {source}/data_contract is not a Parquet dataset: part-0.parquet is not a Parquet file (unknown binary content)",
+        "data_contract: {source}/data_contract is not a Parquet dataset: "
+        "part-0.parquet is not a Parquet file (unknown binary content)",
     ),
     "empty directory": (
         replace_files("test_result", "", b""),
@@ -140,7 +144,8 @@ def test_empty_child_tables_give_zero_counts(source, tmp_path):
     assert build(source, tmp_path / "fresh") == EXIT_OK
 
     published = pq.read_table(tmp_path / "fresh" / "customer_activity").to_pylist()
-    assert published and all(row["users_total"] == 0 and row["assets_total"] == 0 for row in published)
+    assert published
+    assert all(row["users_total"] == 0 and row["assets_total"] == 0 for row in published)
     assert all(row["dataproducts_outputports_with_datacontract_percentage"] == 0.0 for row in published)
     assert all(row["data_platform"] is None for row in published)
     counted = run_report(tmp_path / "fresh")["inputs"]["asset"]
@@ -153,7 +158,9 @@ def test_test_results_without_a_key_are_kept_and_reported_as_kept(source, tmp_pa
 
     def without_keys(data: pa.Table) -> pa.Table:
         keys = [None if number < 5 else key for number, key in enumerate(data.column("test_result_id").to_pylist())]
-        return data.set_column(data.schema.get_field_index("test_result_id"), "test_result_id", pa.array(keys, pa.string()))
+        return data.set_column(
+            data.schema.get_field_index("test_result_id"), "test_result_id", pa.array(keys, pa.string())
+        )
 
     rewrite(source, "test_result", without_keys)
 

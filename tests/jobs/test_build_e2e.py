@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 import reference
-from customer_activity.jobs.cli import main
 from local_run import AS_OF, as_utc, run_report
+
+from customer_activity.jobs.cli import main
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +19,9 @@ VERSIONED = ("organization", "organization_member", "data_product", "asset", "ou
 
 
 def build(source: Path, output: Path, *extra: str) -> int:
-    return main(["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), *extra])
+    return main(
+        ["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), *extra]
+    )
 
 
 def test_build_produces_exactly_the_rows_the_specification_defines(sample_source, published_output):
@@ -63,14 +65,17 @@ def test_run_report_counts_kept_rows_with_unparseable_timestamps(sample_source, 
     """Rule 3: a latest version whose timestamp cannot be parsed is kept, and counted."""
     rows = pq.read_table(sample_source / "organization").to_pylist()
     latest = reference._latest(rows, "organization_id").values()
-    malformed = sum(1 for row in latest if row["created_at"] is not None and reference._timestamp(row["created_at"]) is None)
+    malformed = sum(
+        1 for row in latest if row["created_at"] is not None and reference._timestamp(row["created_at"]) is None
+    )
     assert malformed > 0, "the sample is meant to contain malformed timestamps"
     assert run_report(published_output)["inputs"]["organization"]["unparseable_timestamp_rows"] == malformed
 
 
 def test_run_report_lists_every_pre_publish_check_as_passed(published_output):
     checks = run_report(published_output)["checks"]
-    assert checks and all(check["passed"] for check in checks)
+    assert checks
+    assert all(check["passed"] for check in checks)
     assert {"schema matches the contract", "organization_id is unique", "organization_id is not NULL"} <= {
         check["name"] for check in checks
     }

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from open_data_contract_standard.model import TeamMember
+from pyspark.sql import types as T
 
-from customer_activity.jobs.contract import default_contract_path, load_contract
+from customer_activity.jobs.contract import _owner, default_contract_path, load_contract
 from customer_activity.jobs.errors import ContractDefinitionError
 
 # How the contract's physical types read as Spark types.
@@ -69,7 +71,7 @@ def test_a_schema_change_in_the_contract_changes_the_derived_schema(tmp_path):
 def test_unparseable_yaml_names_the_file_and_the_problem(tmp_path):
     path = tmp_path / "broken.odcs.yaml"
     path.write_text("apiVersion: v3.1.0\nkind: DataContract\nid: x\n  bad: [\n")
-    with pytest.raises(ContractDefinitionError, match="broken.odcs.yaml.*Cannot parse YAML"):
+    with pytest.raises(ContractDefinitionError, match=r"broken\.odcs\.yaml.*Cannot parse YAML"):
         load_contract(path)
 
 
@@ -81,7 +83,7 @@ def test_a_contract_that_is_not_valid_odcs_is_refused(tmp_path):
 
 
 def test_a_missing_contract_file_is_named(tmp_path):
-    with pytest.raises(ContractDefinitionError, match="data contract not found: .*nowhere.yaml"):
+    with pytest.raises(ContractDefinitionError, match=r"data contract not found: .*nowhere\.yaml"):
         load_contract(tmp_path / "nowhere.yaml")
 
 
@@ -102,5 +104,80 @@ def test_a_quality_metric_the_job_cannot_check_is_refused_by_name(tmp_path):
 def test_a_rule_without_a_threshold_is_refused_where_it_is(tmp_path):
     document = contract_yaml()
     properties(document)[0]["quality"].append({"type": "sql", "query": "SELECT 0"})
-    with pytest.raises(ContractDefinitionError, match=r"organization_id\.quality\[2\]: 'mustBe' is a required property"):
+    with pytest.raises(
+        ContractDefinitionError, match=r"organization_id\.quality\[2\]: 'mustBe' is a required property"
+    ):
         load_contract(write(tmp_path, document))
+
+
+@pytest.mark.parametrize(
+    ("team", "owner"),
+    [
+        ({"name": "customer-success", "members": [{"username": "ana", "role": "owner"}]}, "customer-success"),
+        ([{"username": "bo", "role": "member"}, {"username": "ana", "role": "owner"}], "ana"),
+        ([{"username": "bo", "role": "member"}, {"username": "cy"}], "bo"),
+        (None, ""),
+    ],
+    ids=["team object", "members with an owner", "members without an owner", "no team"],
+)
+def test_the_owner_comes_from_the_team_in_either_form_odcs_allows(tmp_path, team, owner):
+    document = contract_yaml()
+    if team is None:
+        document.pop("team")
+    else:
+        document["team"] = team
+
+    assert load_contract(write(tmp_path, document)).owner == owner
+
+
+def test_a_bare_list_of_members_names_its_owner():
+    # The model types `team` as a team or a list of members; datacontract-cli's parser
+    # turns the list into a team without a name, other producers of the model need not.
+    members = [TeamMember(name="Bo Berg"), TeamMember(username="ana", role="owner")]
+    assert _owner(members) == "ana"
+    assert _owner(members[:1]) == "Bo Berg"
+    assert _owner([]) == ""
+
+
+def test_descriptions_are_offered_on_one_line(tmp_path):
+    document = contract_yaml()
+    properties(document)[0]["description"] = "The organisation's\n  id,   as the\toperational database has it."
+    properties(document)[1].pop("description", None)
+
+    contract = load_contract(write(tmp_path, document))
+
+    first, second = (p["name"] for p in properties(document)[:2])
+    assert contract.column_descriptions[first] == "The organisation's id, as the operational database has it."
+    assert second not in contract.column_descriptions
+    assert "\n" not in contract.table_description
+    assert contract.table_description
+
+
+def test_schema_differences_name_missing_extra_reordered_and_retyped_columns():
+    contract = load_contract()
+    fields = contract.spark_schema.fields
+    assert contract.schema_differences(contract.spark_schema) == []
+    reordered = T.StructType([fields[1], fields[0], *fields[2:]])
+    assert contract.schema_differences(reordered) == [
+        "column order differs from the contract: " + ", ".join(reordered.names)
+    ]
+    retyped = T.StructType(
+        [T.StructField(fields[0].name, T.LongType()), *fields[1:-1], T.StructField("extra", T.StringType())]
+    )
+    assert contract.schema_differences(retyped) == [
+        f"missing columns: {fields[-1].name}",
+        "columns not in the contract: extra",
+        f"{fields[0].name}: contract says STRING, the build produces BIGINT",
+    ]
+
+
+def test_a_server_is_pointed_elsewhere_without_changing_the_contract():
+    contract = load_contract()
+    production = contract.for_server("production", ("dev_catalog", "dev_schema"))
+
+    [server] = [s for s in production.servers or [] if s.server == "production"]
+    assert (server.catalog, server.schema_) == ("dev_catalog", "dev_schema")
+    [original] = [s for s in contract.model.servers or [] if s.server == "production"]
+    assert (original.catalog, original.schema_) != ("dev_catalog", "dev_schema")
+    with pytest.raises(ContractDefinitionError, match="has no server named 'nowhere'"):
+        contract.for_server("nowhere")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from local_run import AS_OF, fingerprint, run_report
 
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.contract import default_contract_path
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION
-from local_run import AS_OF, fingerprint, run_report
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,17 @@ def changed_contract(tmp_path: Path, change) -> Path:
 
 def build_with(sample_source: Path, output: Path, contract: Path) -> int:
     return main(
-        ["build", "--source-dir", str(sample_source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), "--contract", str(contract)]
+        [
+            "build",
+            "--source-dir",
+            str(sample_source),
+            "--output-dir",
+            str(output),
+            "--as-of",
+            AS_OF.isoformat(),
+            "--contract",
+            str(contract),
+        ]
     )
 
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import itertools
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from local_run import AS_OF, as_utc
 
-from customer_activity.jobs import io
+from customer_activity.jobs import inputs
 from customer_activity.jobs.build import stage_with_observations
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import output_ports
-from local_run import AS_OF, as_utc
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,9 @@ pytestmark = pytest.mark.e2e
 def rows(output: Path) -> list[dict[str, object]]:
     """The published rows without `updated_at`, the one column that differs per run."""
     table = pq.read_table(output / "customer_activity").drop(["updated_at"])
-    return sorted(({k: as_utc(v) for k, v in row.items()} for row in table.to_pylist()), key=lambda r: r["organization_id"])
+    return sorted(
+        ({k: as_utc(v) for k, v in row.items()} for row in table.to_pylist()), key=lambda r: r["organization_id"]
+    )
 
 
 def build(source: Path, output: Path) -> int:
@@ -47,7 +49,9 @@ def test_shuffled_rows_and_another_file_layout_give_the_same_rows(sample_source,
         (shuffled / table_dir.name).mkdir(parents=True)
         cuts = [0, table.num_rows // 5, table.num_rows // 2, table.num_rows]
         for number, (start, end) in enumerate(itertools.pairwise(cuts)):
-            pq.write_table(table.slice(start, end - start), shuffled / table_dir.name / f"part-{number}.parquet", row_group_size=17)
+            pq.write_table(
+                table.slice(start, end - start), shuffled / table_dir.name / f"part-{number}.parquet", row_group_size=17
+            )
 
     assert build(shuffled, tmp_path / "out") == 0
     assert rows(tmp_path / "out") == rows(published_output)
@@ -59,8 +63,10 @@ def test_the_number_of_shuffle_partitions_does_not_change_the_rows(spark, sample
     previous = spark.conf.get("spark.sql.shuffle.partitions")
     spark.conf.set("spark.sql.shuffle.partitions", partitions)
     try:
-        staged, _ = stage_with_observations(io.read_input_ports(spark, io.InputLocation(directory=sample_source)))
-        candidate = output_ports.customer_activity(staged, AS_OF, datetime.now(timezone.utc), contract.spark_schema)
+        staged, _ = stage_with_observations(
+            inputs.read_input_ports(spark, inputs.InputLocation(directory=sample_source))
+        )
+        candidate = output_ports.customer_activity(staged, AS_OF, datetime.now(UTC), contract.spark_schema)
         # Through Arrow: timestamps keep their zone instead of becoming local wall time.
         computed = [
             {k: as_utc(v) for k, v in row.items() if k != "updated_at"}

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from local_run import AS_OF, fingerprint, run_report
 from pyspark.sql import functions as F
 
 from customer_activity.jobs import build as build_job
-from customer_activity.jobs import io
+from customer_activity.jobs import inputs
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import EXIT_INTERNAL_ERROR
 from customer_activity.transforms import output_ports
-from local_run import AS_OF, fingerprint, run_report
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +50,7 @@ def fail(message: str):
 
 
 def test_a_failure_while_reading_inputs(sample_source, output, baseline, monkeypatch, capsys):
-    monkeypatch.setattr(io, "read_input_ports", fail("injected: the source disk went away"))
+    monkeypatch.setattr(inputs, "read_input_ports", fail("injected: the source disk went away"))
     assert build(sample_source, output) == EXIT_INTERNAL_ERROR
     assert "internal error" in capsys.readouterr().err
     assert_untouched(output, *baseline)

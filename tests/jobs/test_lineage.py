@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from http_server import closed_port_url
+from local_run import AS_OF, run_report
 
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.contract import load_contract
 from customer_activity.jobs.errors import EXIT_INPUT_ERROR, EXIT_OK
 from customer_activity.jobs.lineage import DatasetName, Lineage
 from customer_activity.transforms.input_ports import INPUT_PORTS
-from http_server import closed_port_url
-from local_run import AS_OF, run_report
 
 LINEAGE_ENDPOINT = "/api/v1/lineage"
 
@@ -35,11 +35,15 @@ def events(server) -> list[dict]:
 
 
 def build(source, output, *extra: str) -> int:
-    return main(["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), *extra])
+    return main(
+        ["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), *extra]
+    )
 
 
 @pytest.mark.e2e
-def test_a_build_sends_start_then_complete_with_datasets_schema_statistics_and_checks(sample_source, tmp_path, http_server):
+def test_a_build_sends_start_then_complete_with_datasets_schema_statistics_and_checks(
+    sample_source, tmp_path, http_server
+):
     assert build(sample_source, tmp_path, "--lineage-url", http_server.url) == EXIT_OK
 
     start, complete = events(http_server)
@@ -83,7 +87,7 @@ def test_the_standard_openlineage_variables_configure_the_transport(no_lineage_e
     monkeypatch.setenv("OPENLINEAGE_NAMESPACE", "analytics")
     lineage = Lineage.configure()
     with lineage.closing():
-        lineage.start([DatasetName("file", "/in")], DatasetName("file", "/out"), None, datetime.now(timezone.utc))
+        lineage.start([DatasetName("file", "/in")], DatasetName("file", "/out"), None, datetime.now(UTC))
     [event] = events(http_server)
     assert event["job"]["namespace"] == "analytics"
 
@@ -100,5 +104,5 @@ def test_an_unreachable_lineage_backend_is_only_a_warning(caplog):
     lineage = Lineage.configure(closed_port_url())
     assert lineage.enabled
     with lineage.closing():
-        lineage.start([DatasetName("file", "/in")], DatasetName("file", "/out"), None, datetime.now(timezone.utc))
+        lineage.start([DatasetName("file", "/in")], DatasetName("file", "/out"), None, datetime.now(UTC))
     assert "lineage event START could not be sent" in caplog.text

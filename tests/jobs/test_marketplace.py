@@ -6,14 +6,14 @@ import logging
 
 import pytest
 import yaml
-
 from conftest import REPOSITORY
+from http_server import Answer, closed_port_url
+
 from customer_activity.jobs import marketplace
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.contract import default_contract_path
 from customer_activity.jobs.errors import EXIT_OK, EXIT_PUBLISH_ERROR, PublishError
 from customer_activity.jobs.secrets import Secret
-from http_server import Answer, closed_port_url
 
 KEY = "ed_test_5ecr3t-k3y-never-shown"
 PRODUCT = REPOSITORY / "customer-activity.odps.yaml"
@@ -69,8 +69,10 @@ def test_dry_run_shows_both_payloads_and_sends_nothing(http_server, with_key, ca
     out = capsys.readouterr().out
     assert f"PUT {http_server.url}{CONTRACT_PATH}" in out
     assert f"PUT {http_server.url}{PRODUCT_PATH}" in out
-    assert '"apiVersion": "v3.1.0"' in out and '"kind": "DataProduct"' in out
-    assert "x-api-key: ***" in out and KEY not in out
+    assert '"apiVersion": "v3.1.0"' in out
+    assert '"kind": "DataProduct"' in out
+    assert "x-api-key: ***" in out
+    assert KEY not in out
     assert http_server.requests == []
 
 
@@ -88,7 +90,9 @@ def test_a_timeout_is_retried(http_server, documents):
 
 def test_persistent_server_errors_fail_after_the_last_attempt(http_server, documents):
     http_server.answer(*[Answer(500, '{"detail": "database is down"}')] * 4)
-    with pytest.raises(PublishError, match=r"the marketplace failed, also after 4 attempts \(HTTP 500: database is down\)"):
+    with pytest.raises(
+        PublishError, match=r"the marketplace failed, also after 4 attempts \(HTTP 500: database is down\)"
+    ):
         publish(documents, http_server)
     assert len(http_server.requests) == 4
 
@@ -102,7 +106,9 @@ def test_persistent_server_errors_fail_after_the_last_attempt(http_server, docum
         (422, "the marketplace rejected the document as invalid"),
     ],
 )
-def test_client_errors_are_not_retried_and_explained_with_the_servers_words(http_server, documents, status, explanation):
+def test_client_errors_are_not_retried_and_explained_with_the_servers_words(
+    http_server, documents, status, explanation
+):
     http_server.answer(Answer(status, '{"detail": "field \'schema\' is wrong"}'))
     with pytest.raises(PublishError) as raised:
         publish(documents, http_server)

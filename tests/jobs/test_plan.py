@@ -7,18 +7,18 @@ only per-organisation aggregates, without a shuffle added for the join.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
-import pytest
+from datetime import UTC, datetime
 
 import plans
+import pytest
 import straightforward
-from customer_activity.jobs import io
+from local_run import AS_OF
+
+from customer_activity.jobs import inputs
 from customer_activity.jobs.build import stage_with_observations
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import output_ports, staging
 from customer_activity.transforms.input_ports import INPUT_PORTS
-from local_run import AS_OF
 
 pytestmark = pytest.mark.e2e
 
@@ -28,27 +28,29 @@ ORGANISATION_WINDOW = "windowspecdefinition(organization_id"
 
 @pytest.fixture(scope="module")
 def build_plan(spark, sample_source):
-    raw = io.read_input_ports(spark, io.InputLocation(directory=sample_source))
+    raw = inputs.read_input_ports(spark, inputs.InputLocation(directory=sample_source))
     staged, _ = stage_with_observations(raw)
-    candidate = output_ports.customer_activity(staged, AS_OF, datetime.now(timezone.utc), load_contract().spark_schema)
+    candidate = output_ports.customer_activity(staged, AS_OF, datetime.now(UTC), load_contract().spark_schema)
     return plans.executed_plan(candidate)
 
 
 def test_the_build_reads_every_input_table_exactly_once(build_plan):
-    assert plans.scanned_tables(build_plan) == {table: 1 for table in INPUT_PORTS}
+    assert plans.scanned_tables(build_plan) == dict.fromkeys(INPUT_PORTS, 1)
 
 
 def test_the_check_sees_the_straightforward_port_read_tables_twice(spark, sample_source):
     """The same inspection on the dbt-style port: its models read two tables twice."""
-    raw = io.read_input_ports(spark, io.InputLocation(directory=sample_source))
-    result = straightforward.customer_activity(spark, raw, AS_OF, datetime.now(timezone.utc))
+    raw = inputs.read_input_ports(spark, inputs.InputLocation(directory=sample_source))
+    result = straightforward.customer_activity(spark, raw, AS_OF, datetime.now(UTC))
     scans = plans.scanned_tables(plans.executed_plan(result))
     assert (scans["data_product"], scans["output_port"]) == (2, 2)
 
 
 def test_the_build_has_no_cartesian_product(build_plan):
     assert plans.joins(build_plan)
-    assert not [join.name for join in plans.joins(build_plan) if join.name in ("CartesianProduct", "BroadcastNestedLoopJoin")]
+    assert not [
+        join.name for join in plans.joins(build_plan) if join.name in ("CartesianProduct", "BroadcastNestedLoopJoin")
+    ]
 
 
 def test_the_organisation_dimension_meets_only_aggregates_and_nothing_is_shuffled_for_it(build_plan):
@@ -60,7 +62,7 @@ def test_the_organisation_dimension_meets_only_aggregates_and_nothing_is_shuffle
 
 def test_the_check_sees_memberships_joined_to_the_dimension_before_aggregating(spark, sample_source):
     """Joining the child rows first (and aggregating after) is what the check must catch."""
-    raw = io.read_input_ports(spark, io.InputLocation(directory=sample_source))
+    raw = inputs.read_input_ports(spark, inputs.InputLocation(directory=sample_source))
     organizations = staging.stg_organizations(raw["organization"])
     members = staging.stg_organization_members(raw["organization_member"])
     late = organizations.join(members, on="organization_id", how="left").groupBy("organization_id").count()

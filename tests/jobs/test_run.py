@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from local_run import AS_OF, run_report
 
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import EXIT_OK
-from local_run import AS_OF, run_report
 
 pytestmark = pytest.mark.e2e
 
@@ -17,12 +17,15 @@ def test_run_builds_a_contract_valid_output_and_prints_a_summary(tmp_path, capsy
     assert main(["run", "--workdir", str(workdir), "--organizations", "30", "--as-of", AS_OF.isoformat()]) == EXIT_OK
 
     out = capsys.readouterr().out
-    assert "Generated" in out and "for 30 organisations" in out
+    assert "Generated" in out
+    assert "for 30 organisations" in out
     assert "Build succeeded: as-of 2026-11-20" in out
     for table in ("organization", "organization_member", "test_result"):
         assert f"  {table} " in out
     assert "output rows: 30" in out
-    assert "Contract test of the published output" in out and "passed:" in out and "none failed" in out
+    assert "Contract test of the published output" in out
+    assert "passed:" in out
+    assert "none failed" in out
     assert f"output (parquet): {workdir / 'output' / 'customer_activity'}" in out
     assert (workdir / "raw" / "organization").is_dir()
     assert run_report(workdir / "output")["output_rows"] == 30

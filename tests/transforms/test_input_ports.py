@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
+from builders import raw, raw_schema
 from chispa import assert_column_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from builders import raw, raw_schema
 from customer_activity.transforms import input_ports
 from customer_activity.transforms.input_ports import ORGANIZATION, ORGANIZATION_MEMBER, TEST_RESULT
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=timezone.utc)
+    return datetime(*parts, tzinfo=UTC)
 
 
 def test_iso_8601_strings_in_every_spelling_are_the_same_utc_instant(spark):
@@ -25,7 +25,7 @@ def test_iso_8601_strings_in_every_spelling_are_the_same_utc_instant(spark):
             ("2024-03-15T10:00:00Z", utc(2024, 3, 15, 10)),
             ("2024-03-15 10:00:00", utc(2024, 3, 15, 10)),
             ("2024-03-15T12:00:00+02:00", utc(2024, 3, 15, 10)),
-            ("2024-03-15T10:00:00.250Z", datetime(2024, 3, 15, 10, 0, 0, 250000, tzinfo=timezone.utc)),
+            ("2024-03-15T10:00:00.250Z", datetime(2024, 3, 15, 10, 0, 0, 250000, tzinfo=UTC)),
             (None, None),
         ],
         "raw string, expected timestamp",
@@ -50,9 +50,11 @@ def test_a_malformed_timestamp_becomes_null_instead_of_failing_under_ansi(spark,
 
 
 def test_a_null_timestamp_is_not_counted_as_unparseable(spark):
-    row = spark.createDataFrame([(None,)], "raw string").select(
-        input_ports.unparseable_timestamp(F.col("raw"), T.StringType()).alias("flagged")
-    ).first()
+    row = (
+        spark.createDataFrame([(None,)], "raw string")
+        .select(input_ports.unparseable_timestamp(F.col("raw"), T.StringType()).alias("flagged"))
+        .first()
+    )
     assert row.flagged is False
 
 
@@ -78,7 +80,9 @@ def test_typed_timestamps_dates_and_naive_timestamps_are_kept_as_utc(spark):
 def test_conform_keeps_the_key_the_asked_columns_and_the_version_columns(spark):
     """Timestamps keep their raw type: staging parses only the rows that survive."""
     frame = raw(spark, "organization_member", {"organization_member_id": "m1", "created_at": "2024-03-15T10:00:00Z"})
-    conformed = input_ports.conform(frame.withColumn("extra", F.lit("ignored")), ORGANIZATION_MEMBER, ("user_id", "created_at"))
+    conformed = input_ports.conform(
+        frame.withColumn("extra", F.lit("ignored")), ORGANIZATION_MEMBER, ("user_id", "created_at")
+    )
     assert dict(conformed.dtypes) == {
         "organization_member_id": "string",
         "user_id": "string",
@@ -124,7 +128,10 @@ def test_a_text_version_column_is_rejected_with_the_expected_types():
 
 def test_a_numeric_timestamp_column_is_rejected():
     schema = T.StructType(
-        [T.StructField(f.name, T.LongType()) if f.name == "created_at" else f for f in raw_schema("organization").fields]
+        [
+            T.StructField(f.name, T.LongType()) if f.name == "created_at" else f
+            for f in raw_schema("organization").fields
+        ]
     )
     [problem] = input_ports.schema_problems(schema, ORGANIZATION)
     assert "organization.created_at: has type bigint" in problem

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from builders import raw
 from chispa import assert_df_equality
 
-from builders import raw
 from customer_activity.transforms import intermediate, staging
 
 AS_OF = date(2024, 3, 31)
@@ -30,8 +30,8 @@ def by_org(frame, *columns):
 def test_recent_window_is_the_as_of_day_and_the_30_days_before():
     """Window rule: [D - 30 days 00:00 UTC, D + 1 day 00:00 UTC)."""
     start, end = intermediate.recent_window(AS_OF)
-    assert start == datetime(2024, 3, 1, tzinfo=timezone.utc)
-    assert end == datetime(2024, 4, 1, tzinfo=timezone.utc)
+    assert start == datetime(2024, 3, 1, tzinfo=UTC)
+    assert end == datetime(2024, 4, 1, tzinfo=UTC)
     assert end - start == timedelta(days=31)
 
 
@@ -48,7 +48,9 @@ def test_recent_window_is_the_as_of_day_and_the_30_days_before():
     ],
 )
 def test_users_added_in_the_last_30_days_respect_the_window_bounds(spark, created_at, recent):
-    frame = members(spark, {"organization_member_id": "m1", "organization_id": "o1", "user_id": "u1", "created_at": created_at})
+    frame = members(
+        spark, {"organization_member_id": "m1", "organization_id": "o1", "user_id": "u1", "created_at": created_at}
+    )
     users = intermediate.int_organization_users(frame, AS_OF)
     assert by_org(users, "users_total", "users_added_30d") == {"o1": (1, 1 if recent else 0)}
 
@@ -68,9 +70,24 @@ def test_users_are_distinct_non_null_user_ids(spark):
 def test_recent_users_are_distinct_too(spark):
     frame = members(
         spark,
-        {"organization_member_id": "m1", "organization_id": "o1", "user_id": "u1", "created_at": "2024-03-10T00:00:00Z"},
-        {"organization_member_id": "m2", "organization_id": "o1", "user_id": "u1", "created_at": "2024-03-20T00:00:00Z"},
-        {"organization_member_id": "m3", "organization_id": "o1", "user_id": None, "created_at": "2024-03-20T00:00:00Z"},
+        {
+            "organization_member_id": "m1",
+            "organization_id": "o1",
+            "user_id": "u1",
+            "created_at": "2024-03-10T00:00:00Z",
+        },
+        {
+            "organization_member_id": "m2",
+            "organization_id": "o1",
+            "user_id": "u1",
+            "created_at": "2024-03-20T00:00:00Z",
+        },
+        {
+            "organization_member_id": "m3",
+            "organization_id": "o1",
+            "user_id": None,
+            "created_at": "2024-03-20T00:00:00Z",
+        },
     )
     assert by_org(intermediate.int_organization_users(frame, AS_OF), "users_added_30d") == {"o1": (1,)}
 
@@ -88,8 +105,18 @@ def test_last_sign_up_is_the_latest_membership_even_without_a_user(spark):
     """users_last_signed_up_at: latest membership created_at, whatever its user_id."""
     frame = members(
         spark,
-        {"organization_member_id": "m1", "organization_id": "o1", "user_id": "u1", "created_at": "2024-01-01T00:00:00Z"},
-        {"organization_member_id": "m2", "organization_id": "o1", "user_id": None, "created_at": "2024-02-01T00:00:00Z"},
+        {
+            "organization_member_id": "m1",
+            "organization_id": "o1",
+            "user_id": "u1",
+            "created_at": "2024-01-01T00:00:00Z",
+        },
+        {
+            "organization_member_id": "m2",
+            "organization_id": "o1",
+            "user_id": None,
+            "created_at": "2024-02-01T00:00:00Z",
+        },
         {"organization_member_id": "m3", "organization_id": "o2", "user_id": "u1", "created_at": None},
     )
     result = by_org(intermediate.int_organization_users(frame, AS_OF), "users_last_signed_up_at")
@@ -101,8 +128,18 @@ def test_data_products_total_recent_and_last_update(spark):
     """dataproducts_total, dataproducts_added_30d, dataproducts_last_updated_at."""
     frame = products(
         spark,
-        {"data_product_id": "d1", "organization_id": "o1", "created_at": "2024-03-05T00:00:00Z", "updated_at": "2024-03-06T00:00:00Z"},
-        {"data_product_id": "d2", "organization_id": "o1", "created_at": "2023-01-01T00:00:00Z", "updated_at": "2024-03-30T08:00:00Z"},
+        {
+            "data_product_id": "d1",
+            "organization_id": "o1",
+            "created_at": "2024-03-05T00:00:00Z",
+            "updated_at": "2024-03-06T00:00:00Z",
+        },
+        {
+            "data_product_id": "d2",
+            "organization_id": "o1",
+            "created_at": "2023-01-01T00:00:00Z",
+            "updated_at": "2024-03-30T08:00:00Z",
+        },
         {"data_product_id": "d3", "organization_id": "o1", "status": "retired", "created_at": None, "updated_at": None},
     )
     [row] = intermediate.int_organization_data_products(frame, AS_OF).collect()
@@ -167,7 +204,10 @@ def test_test_result_percentage_ignores_the_contracts_status_and_existence(spark
             {"output_port_id": "p3", "data_product_id": "d1", "data_contract_id": "c-untested"},
             {"output_port_id": "p4", "data_product_id": "d1", "data_contract_id": None},
         ],
-        contracts=[{"data_contract_id": "c-retired", "status": "retired"}, {"data_contract_id": "c-untested", "status": "active"}],
+        contracts=[
+            {"data_contract_id": "c-retired", "status": "retired"},
+            {"data_contract_id": "c-untested", "status": "active"},
+        ],
         results=[
             {"test_result_id": "t1", "data_contract_id": "c-retired"},
             {"test_result_id": "t2", "data_contract_id": "c-retired"},
@@ -224,7 +264,9 @@ def test_ports_without_a_type_are_counted_but_never_chosen_as_platform(spark):
 
 def test_data_platform_is_null_when_no_port_has_a_type(spark):
     result = ports_model(spark, [{"output_port_id": "p1", "data_product_id": "d1", "type": None}])
-    assert by_org(result, "data_platform", "dataproducts_outputports_with_datacontract_percentage") == {"o1": (None, 0.0)}
+    assert by_org(result, "data_platform", "dataproducts_outputports_with_datacontract_percentage") == {
+        "o1": (None, 0.0)
+    }
 
 
 def test_assets_are_counted_per_organisation(spark):
@@ -239,4 +281,6 @@ def test_assets_are_counted_per_organisation(spark):
         )
     )
     expected = spark.createDataFrame([("o1", 2), ("o2", 1)], "organization_id string, assets_total bigint")
-    assert_df_equality(intermediate.int_organization_assets(assets), expected, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(
+        intermediate.int_organization_assets(assets), expected, ignore_row_order=True, ignore_nullable=True
+    )

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
-
 from builders import raw
+
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import output_ports, staging
 from customer_activity.transforms.staging import STAGING_MODELS
 
 AS_OF = date(2024, 3, 31)
-RUN_AT = datetime(2024, 4, 1, 6, 0, tzinfo=timezone.utc)
+RUN_AT = datetime(2024, 4, 1, 6, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,9 @@ def contract_schema():
 
 
 def build(spark, contract_schema, **tables):
-    staged = {name: staging.stage(raw(spark, name, *tables.get(name, ())), model) for name, model in STAGING_MODELS.items()}
+    staged = {
+        name: staging.stage(raw(spark, name, *tables.get(name, ())), model) for name, model in STAGING_MODELS.items()
+    }
     return output_ports.customer_activity(staged, AS_OF, RUN_AT, contract_schema)
 
 
@@ -35,7 +37,9 @@ def test_an_organisation_without_children_gets_zero_counts_and_null_timestamps(s
     [row] = build(
         spark,
         contract_schema,
-        organization=[{"organization_id": "o1", "vanity_url": "acme", "created_by": "u9", "created_at": "2024-01-02T03:04:05Z"}],
+        organization=[
+            {"organization_id": "o1", "vanity_url": "acme", "created_by": "u9", "created_at": "2024-01-02T03:04:05Z"}
+        ],
     ).collect()
     assert row.asDict() | {"organization_created_at": None, "updated_at": None} == {
         "organization_id": "o1",
@@ -93,14 +97,19 @@ def test_every_row_of_a_run_has_the_runs_timestamp(spark, contract_schema):
 
 def test_no_organisations_means_no_rows(spark, contract_schema):
     """An empty organization table yields no rows; the contract's rowCount rule rejects it."""
-    assert build(spark, contract_schema, organization_member=[{"organization_member_id": "m1", "organization_id": "o1"}]).count() == 0
+    assert (
+        build(
+            spark, contract_schema, organization_member=[{"organization_member_id": "m1", "organization_id": "o1"}]
+        ).count()
+        == 0
+    )
 
 
 def test_a_contract_column_the_transforms_do_not_produce_fails_clearly(spark, contract_schema):
     renamed = contract_schema.fromJson(contract_schema.jsonValue())
     renamed.fields[4].name = "users_count"
     renamed.names[4] = "users_count"
-    with pytest.raises(output_ports.ContractColumnsMissing, match="do not produce: users_count"):
+    with pytest.raises(output_ports.ContractColumnsMissingError, match="do not produce: users_count"):
         build(spark, renamed, organization=[{"organization_id": "o1"}])
 
 
@@ -111,12 +120,32 @@ def test_one_full_organisation_end_to_end(spark, contract_schema):
         contract_schema,
         organization=[{"organization_id": "o1"}],
         organization_member=[
-            {"organization_member_id": "m1", "organization_id": "o1", "user_id": "u1", "created_at": "2024-03-30T10:00:00Z"},
-            {"organization_member_id": "m2", "organization_id": "o1", "user_id": "u2", "created_at": "2023-03-30T10:00:00Z"},
+            {
+                "organization_member_id": "m1",
+                "organization_id": "o1",
+                "user_id": "u1",
+                "created_at": "2024-03-30T10:00:00Z",
+            },
+            {
+                "organization_member_id": "m2",
+                "organization_id": "o1",
+                "user_id": "u2",
+                "created_at": "2023-03-30T10:00:00Z",
+            },
         ],
         data_product=[
-            {"data_product_id": "d1", "organization_id": "o1", "created_at": "2024-03-29T00:00:00Z", "updated_at": "2024-03-29T00:00:00Z"},
-            {"data_product_id": "d2", "organization_id": "o1", "created_at": "2022-01-01T00:00:00Z", "updated_at": "2024-03-30T00:00:00Z"},
+            {
+                "data_product_id": "d1",
+                "organization_id": "o1",
+                "created_at": "2024-03-29T00:00:00Z",
+                "updated_at": "2024-03-29T00:00:00Z",
+            },
+            {
+                "data_product_id": "d2",
+                "organization_id": "o1",
+                "created_at": "2022-01-01T00:00:00Z",
+                "updated_at": "2024-03-30T00:00:00Z",
+            },
         ],
         output_port=[
             {"output_port_id": "p1", "data_product_id": "d1", "type": "snowflake", "data_contract_id": "c1"},

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
+from builders import raw
 from chispa import assert_df_equality
 
-from builders import raw
 from customer_activity.transforms import staging
 
 
@@ -73,7 +73,13 @@ def test_rows_with_a_null_key_are_not_entities(spark):
 def test_the_result_does_not_depend_on_row_order_or_partitioning(spark):
     """Rule 2: shuffled rows in any number of partitions give the same entities."""
     rows = [
-        {"organization_id": f"o{n % 7}", "vanity_url": f"v{n}", "version": n % 3, "_dlt_load_id": f"{n % 5}.5", "_dlt_id": f"id{n:03d}"}
+        {
+            "organization_id": f"o{n % 7}",
+            "vanity_url": f"v{n}",
+            "version": n % 3,
+            "_dlt_load_id": f"{n % 5}.5",
+            "_dlt_id": f"id{n:03d}",
+        }
         for n in range(60)
     ]
     expected = staging.stg_organizations(raw(spark, "organization", *rows))
@@ -87,7 +93,13 @@ def test_staging_keeps_the_latest_values_of_every_column(spark):
     members = raw(
         spark,
         "organization_member",
-        {"organization_member_id": "m1", "organization_id": "o1", "user_id": "u1", "created_at": "2024-01-01", "version": 1},
+        {
+            "organization_member_id": "m1",
+            "organization_id": "o1",
+            "user_id": "u1",
+            "created_at": "2024-01-01",
+            "version": 1,
+        },
         {"organization_member_id": "m1", "organization_id": "o2", "user_id": None, "created_at": None, "version": 2},
     )
     [member] = staging.stg_organization_members(members).collect()
@@ -124,7 +136,12 @@ def test_rows_that_tie_on_every_ranking_column_are_decided_by_their_values(spark
 
 def test_staging_keeps_only_the_columns_the_product_uses(spark):
     products = raw(spark, "data_product", {"data_product_id": "d1", "name": "unused", "status": "active"})
-    assert staging.stg_data_products(products).columns == ["data_product_id", "organization_id", "created_at", "updated_at"]
+    assert staging.stg_data_products(products).columns == [
+        "data_product_id",
+        "organization_id",
+        "created_at",
+        "updated_at",
+    ]
 
 
 def test_timestamps_of_the_latest_version_are_parsed_and_superseded_ones_never_matter(spark):
@@ -158,7 +175,9 @@ def test_the_observe_hook_sees_raw_and_parsed_timestamps_of_the_surviving_rows(s
         return frame
 
     staging.stage(products, staging.STG_DATA_PRODUCTS, observe=observe).collect()
-    flags = seen["frame"].select("data_product_id", staging.unparseable_timestamps(seen["frame"]).alias("bad")).collect()
+    flags = (
+        seen["frame"].select("data_product_id", staging.unparseable_timestamps(seen["frame"]).alias("bad")).collect()
+    )
     assert {row.data_product_id: row.bad for row in flags} == {"d1": False, "d2": True, "d3": False}
 
 
