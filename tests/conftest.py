@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from http_server import RecordingServer
-from local_run import AS_OF
 from pyspark.sql import SparkSession
 
 from customer_activity.jobs import sample_data, session
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import EXIT_OK
-
-REPOSITORY = Path(__file__).resolve().parents[1]
-SHARED_SCHEMAS = REPOSITORY.parent / "shared" / "schemas"
+from customer_activity_testing.http_server import RecordingServer
+from customer_activity_testing.outputs import AS_OF
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +48,11 @@ def published_output(sample_source: Path, tmp_path_factory: pytest.TempPathFacto
         == EXIT_OK
     )
     return output
+
+
+@pytest.fixture
+def output_copy(published_output: Path, tmp_path: Path) -> Path:
+    """A private copy of the published output, for a test that tries to replace it."""
+    copy = tmp_path / "out"
+    shutil.copytree(published_output, copy, symlinks=True)
+    return copy

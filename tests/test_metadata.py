@@ -7,10 +7,10 @@ import re
 
 import pytest
 import yaml
-from conftest import REPOSITORY, SHARED_SCHEMAS
 from datacontract.data_contract import DataContract
 
 from customer_activity.jobs.contract import default_contract_path
+from customer_activity_testing.paths import REPOSITORY, SHARED_SCHEMAS
 
 ODPS_FILE = REPOSITORY / "customer-activity.odps.yaml"
 

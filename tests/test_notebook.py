@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import runpy
 
-from conftest import REPOSITORY
-
 from customer_activity.jobs.contract import load_contract
+from customer_activity_testing.paths import REPOSITORY
 
 NOTEBOOK = REPOSITORY / "notebooks" / "explore_customer_activity.py"
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pyarrow.parquet as pq
 import pytest
 import straightforward
-from local_run import AS_OF, as_utc
 
 from customer_activity.jobs import inputs
+from customer_activity_testing.outputs import AS_OF, as_utc
 
 pytestmark = pytest.mark.e2e
 

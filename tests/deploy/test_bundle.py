@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 import json
 
-import bundle_checks as checks
 import pytest
 import yaml
-from conftest import REPOSITORY, SHARED_SCHEMAS
 
 from customer_activity.jobs.contract import default_contract_path
 from customer_activity.jobs.publishing import OUTPUT_TABLE
+from customer_activity_testing import bundle_checks as checks
+from customer_activity_testing.paths import REPOSITORY, SHARED_SCHEMAS
 
 BUNDLE_SCHEMA = SHARED_SCHEMAS / "databricks-bundle.schema.json"
 

@@ -8,12 +8,12 @@ import sys
 import zipfile
 from pathlib import Path
 
-import bundle_checks
 import pyarrow.parquet as pq
 import pytest
-import reference
-from conftest import REPOSITORY
-from local_run import AS_OF, as_utc, run_report
+
+from customer_activity_testing import bundle_checks, reference
+from customer_activity_testing.outputs import AS_OF, as_utc, run_report
+from customer_activity_testing.paths import REPOSITORY
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import REPOSITORY
+
+from customer_activity_testing.paths import REPOSITORY
 
 WORKFLOW = REPOSITORY / ".github" / "workflows" / "data-product.yml"
 

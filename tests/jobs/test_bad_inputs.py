@@ -9,16 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from local_run import AS_OF, fingerprint, run_report
 
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_INPUT_ERROR, EXIT_OK, EXIT_USAGE
-
-
-def build(source: Path, output: Path, *extra: str) -> int:
-    return main(
-        ["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), *extra]
-    )
+from customer_activity_testing.outputs import build, fingerprint, run_report
 
 
 def rewrite(source: Path, table: str, change: Callable[[pa.Table], pa.Table]) -> None:
@@ -95,45 +89,38 @@ def source(sample_source: Path, tmp_path: Path) -> Path:
     return copy
 
 
-@pytest.fixture
-def output(published_output: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "out"
-    shutil.copytree(published_output, copy, symlinks=True)
-    return copy
-
-
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
-def test_a_bad_input_is_named_and_nothing_is_published(case, source, output, capsys):
+def test_a_bad_input_is_named_and_nothing_is_published(case, source, output_copy, capsys):
     breaks, expected = BAD_INPUTS[case]
     breaks(source)
-    before = fingerprint(output)
+    before = fingerprint(output_copy)
 
-    assert build(source, output) == EXIT_INPUT_ERROR
+    assert build(source, output_copy) == EXIT_INPUT_ERROR
 
     error = capsys.readouterr().err
     assert expected.format(source=source) in error
     assert "Traceback" not in error
-    assert fingerprint(output) == before
-    assert run_report(output)["status"] == "failed"
+    assert fingerprint(output_copy) == before
+    assert run_report(output_copy)["status"] == "failed"
 
 
-def test_several_bad_inputs_are_reported_in_one_run(source, output, capsys):
+def test_several_bad_inputs_are_reported_in_one_run(source, output_copy, capsys):
     for case in ("missing table", "version holding text", "garbage bytes"):
         BAD_INPUTS[case][0](source)
-    assert build(source, output) == EXIT_INPUT_ERROR
+    assert build(source, output_copy) == EXIT_INPUT_ERROR
     error = capsys.readouterr().err
     assert error.count("\n  - ") == 3
 
 
 @pytest.mark.e2e
-def test_an_empty_organization_table_fails_the_audit_and_keeps_the_output(source, output, capsys):
+def test_an_empty_organization_table_fails_the_audit_and_keeps_the_output(source, output_copy, capsys):
     rewrite(source, "organization", lambda table: table.slice(0, 0))
-    before = fingerprint(output)
+    before = fingerprint(output_copy)
 
-    assert build(source, output) == EXIT_CONTRACT_VIOLATION
+    assert build(source, output_copy) == EXIT_CONTRACT_VIOLATION
 
     assert "The table is never published empty.: measured 0" in capsys.readouterr().err
-    assert fingerprint(output) == before
+    assert fingerprint(output_copy) == before
 
 
 @pytest.mark.e2e

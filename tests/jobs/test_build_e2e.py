@@ -4,24 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import reference
-from local_run import AS_OF, as_utc, run_report
 
-from customer_activity.jobs.cli import main
+from customer_activity_testing import reference
+from customer_activity_testing.outputs import AS_OF, as_utc, build, run_report
 
 pytestmark = pytest.mark.e2e
 
 VERSIONED = ("organization", "organization_member", "data_product", "asset", "output_port", "data_contract")
-
-
-def build(source: Path, output: Path, *extra: str) -> int:
-    return main(
-        ["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), *extra]
-    )
 
 
 def test_build_produces_exactly_the_rows_the_specification_defines(sample_source, published_output):

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from local_run import AS_OF, fingerprint, run_report
 
-from customer_activity.jobs.cli import main
 from customer_activity.jobs.contract import default_contract_path
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION
+from customer_activity_testing.outputs import build, fingerprint, run_report
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def output(published_output: Path, tmp_path: Path) -> Path:
-    """A private copy of a published output, for a test that tries to replace it."""
-    copy = tmp_path / "out"
-    shutil.copytree(published_output, copy, symlinks=True)
-    return copy
 
 
 def changed_contract(tmp_path: Path, change) -> Path:
@@ -32,50 +22,36 @@ def changed_contract(tmp_path: Path, change) -> Path:
     return path
 
 
-def build_with(sample_source: Path, output: Path, contract: Path) -> int:
-    return main(
-        [
-            "build",
-            "--source-dir",
-            str(sample_source),
-            "--output-dir",
-            str(output),
-            "--as-of",
-            AS_OF.isoformat(),
-            "--contract",
-            str(contract),
-        ]
-    )
-
-
 def prop(schema: dict, name: str) -> dict:
     return next(p for p in schema["properties"] if p["name"] == name)
 
 
-def test_renaming_a_column_in_the_contract_fails_the_build_by_name(sample_source, output, tmp_path, capsys):
+def test_renaming_a_column_in_the_contract_fails_the_build_by_name(sample_source, output_copy, tmp_path, capsys):
     contract = changed_contract(tmp_path, lambda s: prop(s, "users_total").update(name="user_count"))
-    before = fingerprint(output)
+    before = fingerprint(output_copy)
 
-    assert build_with(sample_source, output, contract) == EXIT_CONTRACT_VIOLATION
+    assert build(sample_source, output_copy, "--contract", str(contract)) == EXIT_CONTRACT_VIOLATION
 
     error = capsys.readouterr().err
     assert "names columns the transforms do not produce: user_count" in error
     assert "Traceback" not in error
-    assert fingerprint(output) == before
+    assert fingerprint(output_copy) == before
 
 
-def test_changing_a_type_in_the_contract_fails_the_build_and_names_both_types(sample_source, output, tmp_path, capsys):
+def test_changing_a_type_in_the_contract_fails_the_build_and_names_both_types(
+    sample_source, output_copy, tmp_path, capsys
+):
     contract = changed_contract(tmp_path, lambda s: prop(s, "assets_total").update(physicalType="INT"))
-    before = fingerprint(output)
+    before = fingerprint(output_copy)
 
-    assert build_with(sample_source, output, contract) == EXIT_CONTRACT_VIOLATION
+    assert build(sample_source, output_copy, "--contract", str(contract)) == EXIT_CONTRACT_VIOLATION
 
     assert "assets_total: contract says INT, the build produces BIGINT" in capsys.readouterr().err
-    assert fingerprint(output) == before
-    assert run_report(output)["status"] == "failed"
+    assert fingerprint(output_copy) == before
+    assert run_report(output_copy)["status"] == "failed"
 
 
-def test_data_breaking_a_quality_rule_is_not_published(sample_source, output, tmp_path, capsys):
+def test_data_breaking_a_quality_rule_is_not_published(sample_source, output_copy, tmp_path, capsys):
     """The data, not the schema, breaks the contract: a rule no real customer base meets."""
     rule = {
         "type": "sql",
@@ -84,15 +60,15 @@ def test_data_breaking_a_quality_rule_is_not_published(sample_source, output, tm
         "mustBe": 0,
     }
     contract = changed_contract(tmp_path, lambda s: s["quality"].append(rule))
-    before = fingerprint(output)
+    before = fingerprint(output_copy)
 
-    assert build_with(sample_source, output, contract) == EXIT_CONTRACT_VIOLATION
+    assert build(sample_source, output_copy, "--contract", str(contract)) == EXIT_CONTRACT_VIOLATION
 
     error = capsys.readouterr().err
     assert "the published output was left as it was" in error
     assert "no organisation has more than two assets: measured" in error
-    assert fingerprint(output) == before
-    assert not list((output / ".customer_activity.staging").glob("*"))
-    report = run_report(output)
+    assert fingerprint(output_copy) == before
+    assert not list((output_copy / ".customer_activity.staging").glob("*"))
+    report = run_report(output_copy)
     assert report["status"] == "failed"
     assert [c["name"] for c in report["checks"] if not c["passed"]] == ["no organisation has more than two assets"]

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from local_run import AS_OF
 
 from customer_activity.jobs.errors import EXIT_USAGE
+from customer_activity_testing.outputs import AS_OF
 
 pytestmark = pytest.mark.e2e
 

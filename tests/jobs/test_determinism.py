@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from local_run import AS_OF, as_utc
 
 from customer_activity.jobs import inputs
 from customer_activity.jobs.build import stage_with_observations
-from customer_activity.jobs.cli import main
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import output_ports
+from customer_activity_testing.outputs import AS_OF, as_utc, build
 
 pytestmark = pytest.mark.e2e
 
@@ -26,10 +25,6 @@ def rows(output: Path) -> list[dict[str, object]]:
     return sorted(
         ({k: as_utc(v) for k, v in row.items()} for row in table.to_pylist()), key=lambda r: r["organization_id"]
     )
-
-
-def build(source: Path, output: Path) -> int:
-    return main(["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat()])
 
 
 def test_a_rerun_on_the_same_input_gives_the_same_rows(sample_source, published_output, tmp_path):

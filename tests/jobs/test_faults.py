@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from local_run import AS_OF, fingerprint, run_report
 from pyspark.sql import functions as F
 
 from customer_activity.jobs import build as build_job
 from customer_activity.jobs import inputs
-from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import EXIT_INTERNAL_ERROR
 from customer_activity.transforms import output_ports
+from customer_activity_testing.outputs import build, fingerprint, run_report
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def output(published_output: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "out"
-    shutil.copytree(published_output, copy, symlinks=True)
-    return copy
-
-
-def build(source: Path, output: Path) -> int:
-    return main(["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat()])
 
 
 def assert_untouched(output: Path, before: dict[str, str], rows: int) -> None:
@@ -38,8 +25,8 @@ def assert_untouched(output: Path, before: dict[str, str], rows: int) -> None:
 
 
 @pytest.fixture
-def baseline(output: Path) -> tuple[dict[str, str], int]:
-    return fingerprint(output), pq.read_table(output / "customer_activity").num_rows
+def baseline(output_copy: Path) -> tuple[dict[str, str], int]:
+    return fingerprint(output_copy), pq.read_table(output_copy / "customer_activity").num_rows
 
 
 def fail(message: str):
@@ -49,21 +36,21 @@ def fail(message: str):
     return failing
 
 
-def test_a_failure_while_reading_inputs(sample_source, output, baseline, monkeypatch, capsys):
+def test_a_failure_while_reading_inputs(sample_source, output_copy, baseline, monkeypatch, capsys):
     monkeypatch.setattr(inputs, "read_input_ports", fail("injected: the source disk went away"))
-    assert build(sample_source, output) == EXIT_INTERNAL_ERROR
+    assert build(sample_source, output_copy) == EXIT_INTERNAL_ERROR
     assert "internal error" in capsys.readouterr().err
-    assert_untouched(output, *baseline)
-    assert "injected: the source disk went away" in run_report(output)["error"]
+    assert_untouched(output_copy, *baseline)
+    assert "injected: the source disk went away" in run_report(output_copy)["error"]
 
 
-def test_a_transform_that_raises(sample_source, output, baseline, monkeypatch):
+def test_a_transform_that_raises(sample_source, output_copy, baseline, monkeypatch):
     monkeypatch.setattr(output_ports, "customer_activity", fail("injected: a transform raised"))
-    assert build(sample_source, output) == EXIT_INTERNAL_ERROR
-    assert_untouched(output, *baseline)
+    assert build(sample_source, output_copy) == EXIT_INTERNAL_ERROR
+    assert_untouched(output_copy, *baseline)
 
 
-def test_a_writer_that_dies_mid_write(sample_source, output, baseline, monkeypatch):
+def test_a_writer_that_dies_mid_write(sample_source, output_copy, baseline, monkeypatch):
     """Some of Spark's write tasks fail after others have written their files."""
     real = build_job.build_candidate
 
@@ -73,17 +60,17 @@ def test_a_writer_that_dies_mid_write(sample_source, output, baseline, monkeypat
         return candidate.withColumn("organization_id", F.coalesce(doomed, F.col("organization_id")))
 
     monkeypatch.setattr(build_job, "build_candidate", dying)
-    assert build(sample_source, output) == EXIT_INTERNAL_ERROR
-    assert_untouched(output, *baseline)
+    assert build(sample_source, output_copy) == EXIT_INTERNAL_ERROR
+    assert_untouched(output_copy, *baseline)
 
 
-def test_an_audit_that_fails_to_run(sample_source, output, baseline, monkeypatch):
+def test_an_audit_that_fails_to_run(sample_source, output_copy, baseline, monkeypatch):
     monkeypatch.setattr(build_job, "audit", fail("injected: the audit query failed"))
-    assert build(sample_source, output) == EXIT_INTERNAL_ERROR
-    assert_untouched(output, *baseline)
+    assert build(sample_source, output_copy) == EXIT_INTERNAL_ERROR
+    assert_untouched(output_copy, *baseline)
 
 
-def test_a_publish_that_dies_before_the_swap(sample_source, output, baseline, monkeypatch):
+def test_a_publish_that_dies_before_the_swap(sample_source, output_copy, baseline, monkeypatch):
     monkeypatch.setattr(Path, "symlink_to", fail("injected: no space left for the link"))
-    assert build(sample_source, output) == EXIT_INTERNAL_ERROR
-    assert_untouched(output, *baseline)
+    assert build(sample_source, output_copy) == EXIT_INTERNAL_ERROR
+    assert_untouched(output_copy, *baseline)

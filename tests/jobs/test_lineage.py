@@ -8,14 +8,13 @@ import shutil
 from datetime import UTC, datetime
 
 import pytest
-from http_server import closed_port_url
-from local_run import AS_OF, run_report
 
-from customer_activity.jobs.cli import main
 from customer_activity.jobs.contract import load_contract
 from customer_activity.jobs.errors import EXIT_INPUT_ERROR, EXIT_OK
 from customer_activity.jobs.lineage import DatasetName, Lineage
 from customer_activity.transforms.input_ports import INPUT_PORTS
+from customer_activity_testing.http_server import closed_port_url
+from customer_activity_testing.outputs import build, run_report
 
 LINEAGE_ENDPOINT = "/api/v1/lineage"
 
@@ -32,12 +31,6 @@ def no_lineage_environment(monkeypatch, tmp_path):
 def events(server) -> list[dict]:
     assert all(r.path == LINEAGE_ENDPOINT and r.method == "POST" for r in server.requests)
     return [r.json() for r in server.requests]
-
-
-def build(source, output, *extra: str) -> int:
-    return main(
-        ["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), *extra]
-    )
 
 
 @pytest.mark.e2e

@@ -6,14 +6,14 @@ import logging
 
 import pytest
 import yaml
-from conftest import REPOSITORY
-from http_server import Answer, closed_port_url
 
 from customer_activity.jobs import marketplace
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.contract import default_contract_path
 from customer_activity.jobs.errors import EXIT_OK, EXIT_PUBLISH_ERROR, PublishError
 from customer_activity.jobs.secrets import Secret
+from customer_activity_testing.http_server import Answer, closed_port_url
+from customer_activity_testing.paths import REPOSITORY
 
 KEY = "ed_test_5ecr3t-k3y-never-shown"
 PRODUCT = REPOSITORY / "customer-activity.odps.yaml"

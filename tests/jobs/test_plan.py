@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import plans
 import pytest
 import straightforward
-from local_run import AS_OF
 
 from customer_activity.jobs import inputs
 from customer_activity.jobs.build import stage_with_observations
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import output_ports, staging
 from customer_activity.transforms.input_ports import INPUT_PORTS
+from customer_activity_testing import plans
+from customer_activity_testing.outputs import AS_OF
 
 pytestmark = pytest.mark.e2e
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from local_run import AS_OF, run_report
 
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import EXIT_OK
+from customer_activity_testing.outputs import AS_OF, run_report
 
 pytestmark = pytest.mark.e2e
 

@@ -4,10 +4,10 @@ is reported and never changes the verdict."""
 from __future__ import annotations
 
 import pytest
-from http_server import Answer
 
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import EXIT_OK
+from customer_activity_testing.http_server import Answer
 
 pytestmark = pytest.mark.e2e
 

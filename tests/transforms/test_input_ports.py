@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from builders import raw, raw_schema
 from chispa import assert_column_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from customer_activity.transforms import input_ports
 from customer_activity.transforms.input_ports import ORGANIZATION, ORGANIZATION_MEMBER, TEST_RESULT
+from customer_activity_testing.builders import raw, raw_schema
 
 
 def utc(*parts: int) -> datetime:

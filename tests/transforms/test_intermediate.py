@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from builders import raw
 from chispa import assert_df_equality
 
 from customer_activity.transforms import intermediate, staging
+from customer_activity_testing.builders import raw
 
 AS_OF = date(2024, 3, 31)
 WINDOW_START = "2024-03-01T00:00:00Z"  # D - 30 days, 00:00 UTC

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from builders import raw
 
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import output_ports, staging
 from customer_activity.transforms.staging import STAGING_MODELS
+from customer_activity_testing.builders import raw
 
 AS_OF = date(2024, 3, 31)
 RUN_AT = datetime(2024, 4, 1, 6, 0, tzinfo=UTC)

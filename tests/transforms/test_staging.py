@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 
-from builders import raw
 from chispa import assert_df_equality
 
 from customer_activity.transforms import staging
+from customer_activity_testing.builders import raw
 
 
 def vanity_urls(frame) -> dict[str, str]:

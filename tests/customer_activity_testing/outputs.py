@@ -7,6 +7,8 @@ import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from customer_activity.jobs.cli import main
+
 AS_OF = date(2026, 11, 20)
 
 
@@ -29,3 +31,10 @@ def as_utc(value: object) -> object:
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(UTC).replace(tzinfo=None)
     return value
+
+
+def build(source: Path, output: Path, *extra: str) -> int:
+    """`customer-activity build` from `source` into `output` for the tests' as-of date."""
+    return main(
+        ["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), *extra]
+    )
