@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -276,7 +277,7 @@ def _products(gen: _Generator, tables: dict[str, _Table], organization_id: str, 
 
 
 def _port(
-    gen: _Generator, tables: dict[str, _Table], product_id: str, platforms: list[str], contracts: list[str]
+    gen: _Generator, tables: dict[str, _Table], product_id: str, platforms: Sequence[str], contracts: list[str]
 ) -> None:
     port_id = gen.uid()
     roll = gen.rng.random()
