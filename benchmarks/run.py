@@ -41,6 +41,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import straightforward
+from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from customer_activity.jobs import inputs, publishing, sample_data, session
@@ -168,8 +169,9 @@ def variants(spark: SparkSession, source: Path, work: Path) -> list[Variant]:
 
 
 def published_rows(path: Path) -> list[dict[str, object]]:
-    table = pq.read_table(path).drop(["updated_at"])
-    return sorted(table.to_pylist(), key=lambda row: row["organization_id"])
+    """The rows at `path` without `updated_at`: a Delta table (the build's) or Parquet files."""
+    table = DeltaTable(str(path)).to_pyarrow_table() if (path / "_delta_log").is_dir() else pq.read_table(path)
+    return sorted(table.drop(["updated_at"]).to_pylist(), key=lambda row: row["organization_id"])
 
 
 def measure(spark: SparkSession, source: Path, work: Path, repetitions: int, memory: JvmMemory) -> list[Variant]:

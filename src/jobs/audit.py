@@ -130,11 +130,14 @@ def audit(candidate: DataFrame, contract: OutputContract, view: str) -> Audit:
         for column in contract.unique_columns
     )
     candidate.createOrReplaceTempView(view)
-    for index, rule in enumerate(contract.rules):
-        alias = _metric_alias(index, rule)
-        value = metrics[alias] if alias is not None else _sql_value(candidate, str(rule.query), view)
-        passed = value is not None and rule.accepts(value)
-        results.append(CheckResult(rule.name, passed, f"measured {value}, expected {rule.describe_threshold()}"))
+    try:
+        for index, rule in enumerate(contract.rules):
+            alias = _metric_alias(index, rule)
+            value = metrics[alias] if alias is not None else _sql_value(candidate, str(rule.query), view)
+            passed = value is not None and rule.accepts(value)
+            results.append(CheckResult(rule.name, passed, f"measured {value}, expected {rule.describe_threshold()}"))
+    finally:
+        candidate.sparkSession.catalog.dropTempView(view)
     for result in results:
         logger.info("audit %s: %s (%s)", "passed" if result.passed else "FAILED", result.name, result.detail)
     return Audit(checks=results, rows=int(metrics["rows"]))

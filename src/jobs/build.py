@@ -66,6 +66,7 @@ class BuildConfig:
             raise ConfigurationError("started_at must be timezone-aware (UTC)")
         if self.source.directory is not None and self.output.directory is not None:
             publishing.check_output_outside_input(self.source.directory, self.output.directory)
+        self.output.check_publishable()
 
 
 @dataclass
@@ -171,7 +172,7 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
         contract_id="",
         contract_version="",
         output=config.output.published,
-        table_format=config.output.table_format,
+        table_format=publishing.TABLE_FORMAT,
     )
     try:
         with _timed(report, "load_contract"):
@@ -192,7 +193,7 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
             if result.failures:
                 raise ContractViolationError(result.failures)
             with _timed(report, "publish"):
-                staging_area.publish(contract)
+                report.published_version = staging_area.publish(contract)
         report.status = "succeeded"
         lineage.complete(read_datasets, written_dataset, contract, report.output_rows, report.checks)
         return report
@@ -219,7 +220,7 @@ class LineageSettings:
 
 def build(config: BuildConfig, lineage: LineageSettings | None = None) -> int:
     """The `build` command: a session, the build with lineage, and its summary on stdout."""
-    spark = create_spark_session(config.output.table_format)
+    spark = create_spark_session()
     settings = lineage or LineageSettings()
     with Lineage.configure(settings.url, settings.namespace).closing() as events:
         report = run_build(spark, config, events)

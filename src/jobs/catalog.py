@@ -8,7 +8,9 @@ statements, so that they can be read and tested without a workspace; `publishing
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyspark.sql import types as T
 
@@ -24,6 +26,8 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 _PRINCIPAL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+\- ]{0,254}")
 
 STAGING_PREFIX = "_customer_activity_staging_"
+CONSTRAINT_PREFIX = "ca_"
+_CONSTRAINT_PROPERTY = "delta.constraints."
 
 
 def identifier(kind: str, value: str) -> str:
@@ -78,9 +82,39 @@ class TableName:
         return TableName(self.catalog, self.schema, table)
 
 
-def staging_table(output: TableName, run_id: str) -> TableName:
-    """Where a run writes its candidate: beside the output, named after the run."""
-    return output.sibling(STAGING_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", run_id).lower())
+@dataclass(frozen=True)
+class DeltaPath:
+    """A Delta table known by its directory, as Spark SQL names one: delta.`/the/path`."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        if "`" in str(self.path):
+            raise ConfigurationError(f"the path {self.path} holds a backtick, which a Delta table name cannot quote")
+
+    @property
+    def quoted(self) -> str:
+        return f"delta.`{self.path.absolute()}`"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+Table = TableName | DeltaPath
+
+
+def staging_table(output: TableName, staging_schema: str, run_id: str) -> TableName:
+    """Where a run writes its candidate: in a schema of its own, never the output's.
+
+    Consumers are granted the whole output schema, so a candidate beside the output
+    would be visible to them before the audit passed it.
+    """
+    name = STAGING_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", run_id).lower()
+    return TableName(output.catalog, staging_schema, name)
+
+
+def create_schema(catalog: str, schema: str) -> str:
+    return f"CREATE SCHEMA IF NOT EXISTS {identifier('catalog', catalog)}.{identifier('schema', schema)}"
 
 
 def _column_definition(field: T.StructField, description: str | None) -> str:
@@ -102,22 +136,26 @@ def table_properties(contract: OutputContract) -> dict[str, str]:
     }
 
 
-def _properties_clause(contract: OutputContract) -> str:
-    pairs = ", ".join(f"{string_literal(k)} = {string_literal(v)}" for k, v in table_properties(contract).items())
-    return f"TBLPROPERTIES ({pairs})"
+def create_table(output: Table, contract: OutputContract) -> str:
+    """The output table as the contract defines it, created once; later runs keep it.
 
-
-def create_table(output: TableName, contract: OutputContract) -> str:
-    """The output table as the contract defines it, created once; later runs keep it."""
+    A new table gets everything in its creating commit: comments, NOT NULL, properties
+    and the CHECK constraints, which Delta keeps as `delta.constraints.<name>` table
+    properties (one ADD CONSTRAINT commit each would cost seconds apiece).
+    """
     descriptions = contract.column_descriptions
     columns = ",\n  ".join(_column_definition(f, descriptions.get(f.name)) for f in contract.spark_schema.fields)
+    properties = table_properties(contract) | {
+        f"{_CONSTRAINT_PROPERTY}{name}": condition for name, condition in check_constraints(contract).items()
+    }
+    pairs = ",\n  ".join(f"{string_literal(k)} = {string_literal(v)}" for k, v in properties.items())
     return (
         f"CREATE TABLE IF NOT EXISTS {output.quoted} (\n  {columns}\n)\nUSING DELTA\n"
-        f"COMMENT {string_literal(contract.table_description)}\n{_properties_clause(contract)}"
+        f"COMMENT {string_literal(contract.table_description)}\nTBLPROPERTIES (\n  {pairs}\n)"
     )
 
 
-def replace_rows(output: TableName, staged: TableName, contract: OutputContract) -> str:
+def replace_rows(output: Table, staged: Table, contract: OutputContract) -> str:
     """All rows replaced in one Delta transaction: readers see the old or the new table."""
     columns = ", ".join(identifier("column", name) for name in contract.spark_schema.names)
     return f"INSERT OVERWRITE TABLE {output.quoted} ({columns}) SELECT {columns} FROM {staged.quoted}"
@@ -139,45 +177,99 @@ def constraint_name(rule: QualityRule) -> str:
     text = rule.name.lower()
     if rule.column and not text.startswith(rule.column.lower()):
         text = f"{rule.column} {text}"
-    return "ca_" + re.sub(r"[^a-z0-9]+", "_", text).strip("_")[:120]
+    return CONSTRAINT_PREFIX + re.sub(r"[^a-z0-9]+", "_", text).strip("_")[:120]
 
 
-def governance(output: TableName, contract: OutputContract) -> list[str]:
-    """Idempotent statements that make the table say what the contract says.
+@dataclass(frozen=True)
+class TableState:
+    """What a table says of itself now, as far as its governance goes."""
 
-    Comments and properties are refreshed; NOT NULL and CHECK constraints mirror the
-    contract's required columns and row rules; the contract's reader roles get SELECT.
-    """
-    table = output.quoted
-    statements = [
-        f"COMMENT ON TABLE {table} IS {string_literal(contract.table_description)}",
-        f"ALTER TABLE {table} SET {_properties_clause(contract)}",
-    ]
-    statements.extend(
-        f"ALTER TABLE {table} ALTER COLUMN {identifier('column', name)} COMMENT {string_literal(description)}"
-        for name, description in contract.column_descriptions.items()
-    )
-    statements.extend(
-        f"ALTER TABLE {table} ALTER COLUMN {identifier('column', name)} SET NOT NULL"
-        for name in contract.required_columns
-    )
-    names: set[str] = set()
+    comment: str | None
+    properties: Mapping[str, str]
+    column_comments: Mapping[str, str]
+    nullable_columns: frozenset[str]
+
+    @property
+    def constraints(self) -> dict[str, str]:
+        """CHECK constraints by name; Delta keeps them as `delta.constraints.<name>` properties."""
+        return {
+            k.removeprefix(_CONSTRAINT_PROPERTY): v
+            for k, v in self.properties.items()
+            if k.startswith(_CONSTRAINT_PROPERTY)
+        }
+
+
+def _same_condition(left: str, right: str) -> bool:
+    # Delta stores a constraint's condition as it printed it (`NOT ( n < 0 )`).
+    return re.sub(r"\s+", "", left).lower() == re.sub(r"\s+", "", right).lower()
+
+
+def check_constraints(contract: OutputContract) -> dict[str, str]:
+    """The CHECK constraints the contract's row rules ask for, by constraint name."""
+    constraints: dict[str, str] = {}
     for rule in contract.rules:
         condition = check_condition(rule)
         if condition is None:
             continue
-        if constraint_name(rule) in names:
+        name = constraint_name(rule)
+        if name in constraints:
             raise ContractDefinitionError(
-                f"two quality rules of the contract would make the constraint {constraint_name(rule)}: "
-                "give them different descriptions"
+                f"two quality rules of the contract would make the constraint {name}: give them different descriptions"
             )
-        names.add(constraint_name(rule))
-        name = identifier("constraint", constraint_name(rule))
-        statements.append(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}")
-        statements.append(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({condition})")
-    statements.extend(f"GRANT SELECT ON TABLE {table} TO {principal(role)}" for role in contract.reader_roles)
+        constraints[name] = condition
+    return constraints
+
+
+def governance(output: Table, contract: OutputContract, state: TableState | None = None) -> list[str]:
+    """The statements that make the table say what the contract says.
+
+    With the table's current `state`, only what differs is changed, so that a run with
+    an unchanged contract commits nothing but its rows; without it, everything is
+    (re)stated. Comments and properties follow the contract; NOT NULL and CHECK
+    constraints mirror its required columns and row rules, and constraints this
+    product once made (`ca_*`) for rules the contract no longer has are dropped.
+    Grants are apart (`grants`): not every catalog has them.
+    """
+    table = output.quoted
+    statements = []
+    if state is None or state.comment != contract.table_description:
+        statements.append(f"COMMENT ON TABLE {table} IS {string_literal(contract.table_description)}")
+    wanted = table_properties(contract)
+    changed = {k: v for k, v in wanted.items() if state is None or state.properties.get(k) != v}
+    if changed:
+        pairs = ", ".join(f"{string_literal(k)} = {string_literal(v)}" for k, v in changed.items())
+        statements.append(f"ALTER TABLE {table} SET TBLPROPERTIES ({pairs})")
+    statements.extend(
+        f"ALTER TABLE {table} ALTER COLUMN {identifier('column', name)} COMMENT {string_literal(description)}"
+        for name, description in contract.column_descriptions.items()
+        if state is None or state.column_comments.get(name) != description
+    )
+    statements.extend(
+        f"ALTER TABLE {table} ALTER COLUMN {identifier('column', name)} SET NOT NULL"
+        for name in contract.required_columns
+        if state is None or name in state.nullable_columns
+    )
+    constraints = check_constraints(contract)
+    existing = state.constraints if state is not None else {}
+    for name, condition in constraints.items():
+        if name in existing and _same_condition(existing[name], condition):
+            continue
+        quoted = identifier("constraint", name)
+        if state is None or name in existing:
+            statements.append(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {quoted}")
+        statements.append(f"ALTER TABLE {table} ADD CONSTRAINT {quoted} CHECK ({condition})")
+    statements.extend(
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {identifier('constraint', name)}"
+        for name in existing
+        if name.startswith(CONSTRAINT_PREFIX) and name not in constraints
+    )
     return statements
 
 
-def drop_table(table: TableName) -> str:
+def grants(output: Table, contract: OutputContract) -> list[str]:
+    """SELECT for the contract's reader roles."""
+    return [f"GRANT SELECT ON TABLE {output.quoted} TO {principal(role)}" for role in contract.reader_roles]
+
+
+def drop_table(table: Table) -> str:
     return f"DROP TABLE IF EXISTS {table.quoted}"

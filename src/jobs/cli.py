@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from customer_activity.jobs import build, contract_test, local_run, marketplace, sample_data, secrets
+from customer_activity.jobs import build, contract_test, local_run, marketplace, publishing, sample_data, secrets
 from customer_activity.jobs.build import BuildConfig, LineageSettings
 from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.contract import default_contract_path
@@ -23,7 +23,7 @@ from customer_activity.jobs.errors import EXIT_INTERNAL_ERROR, ConfigurationErro
 from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.lineage import DEFAULT_NAMESPACE
 from customer_activity.jobs.local_run import DEFAULT_WORKDIR, LocalRunConfig
-from customer_activity.jobs.publishing import OUTPUT_TABLE, TABLE_FORMATS, OutputLocation
+from customer_activity.jobs.publishing import OUTPUT_TABLE, OutputLocation
 
 logger = logging.getLogger("customer_activity")
 
@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser(
         "build",
-        help="build and publish the output port, from Parquet directories or from Unity Catalog",
+        help="build and publish the output port (Delta), from Parquet directories or from Unity Catalog",
         description="Inputs and output are either directories (--source-dir, --output-dir) or, on "
         "Databricks, schemas of one catalog (--catalog, --source-schema, --output-schema).",
     )
@@ -74,12 +74,6 @@ def _parser() -> argparse.ArgumentParser:
     _catalog_arguments(build, source=True)
     build.add_argument(
         "--as-of", type=_as_of_or_today, default=None, help="as-of date D, YYYY-MM-DD (default: today in UTC)"
-    )
-    build.add_argument(
-        "--table-format",
-        choices=TABLE_FORMATS,
-        default=None,
-        help="parquet (default for directories) or delta (always in a catalog)",
     )
     build.add_argument("--contract", type=Path, default=None, help="ODCS contract (default: the product's own)")
     build.add_argument(
@@ -127,7 +121,6 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--output-dir", type=Path)
     _catalog_arguments(test, source=False)
     test.add_argument("--server", default=None, help="contract server to test (default: local or production)")
-    test.add_argument("--table-format", choices=TABLE_FORMATS, default="parquet")
     test.add_argument("--contract", type=Path, default=None)
     test.add_argument("--secret-scope", default=None, help="Databricks secret scope holding the marketplace API key")
     test.add_argument(
@@ -137,6 +130,18 @@ def _parser() -> argparse.ArgumentParser:
         "--entropy-data-host",
         default=None,
         help="marketplace API base URL (default: ENTROPY_DATA_HOST, else Entropy Data's)",
+    )
+
+    restore = commands.add_parser(
+        "restore",
+        help="bring back the previously published version of the output port, in one transaction",
+        description="For the day a contract-valid but wrong table went out: restores the rows published "
+        "before the current ones (or --version N), as a new Delta version; time travel keeps them all.",
+    )
+    restore.add_argument("--output-dir", type=Path)
+    _catalog_arguments(restore, source=False)
+    restore.add_argument(
+        "--version", type=int, default=None, help="the Delta version to restore (default: the previous one)"
     )
     return parser
 
@@ -151,18 +156,22 @@ def _catalog_arguments(parser: argparse.ArgumentParser, source: bool) -> None:
     if source:
         parser.add_argument("--source-schema", help="schema of the raw input tables")
     parser.add_argument("--output-schema", help="schema of the output table customer_activity")
+    parser.add_argument(
+        "--staging-schema",
+        help="schema where a build stages its candidate, unseen by consumers (default: <output-schema>_staging)",
+    )
 
 
-def _output(args: argparse.Namespace, default_format: str) -> OutputLocation:
+def _output(args: argparse.Namespace) -> OutputLocation:
     if args.output_dir is not None:
-        if args.catalog or args.output_schema:
+        if args.catalog or args.output_schema or args.staging_schema:
             raise ConfigurationError("give either --output-dir or --catalog with --output-schema, not both")
-        return OutputLocation(directory=args.output_dir, table_format=args.table_format or default_format)
+        return OutputLocation(directory=args.output_dir)
     if not (args.catalog and args.output_schema):
         raise ConfigurationError("give --output-dir, or --catalog and --output-schema")
-    if args.table_format not in (None, "delta"):
-        raise ConfigurationError("a catalog table is always Delta; leave out --table-format")
-    return OutputLocation(table=TableName(args.catalog, args.output_schema, OUTPUT_TABLE), table_format="delta")
+    return OutputLocation(
+        table=TableName(args.catalog, args.output_schema, OUTPUT_TABLE), staging_schema=args.staging_schema
+    )
 
 
 def _source(args: argparse.Namespace) -> InputLocation:
@@ -203,7 +212,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     config = BuildConfig(
         source=_source(args),
-        output=_output(args, default_format="parquet"),
+        output=_output(args),
         as_of=args.as_of or _today(),
         contract_path=args.contract,
     )
@@ -228,9 +237,13 @@ def _run(args: argparse.Namespace) -> int:
     return local_run.run(config)
 
 
+def _restore(args: argparse.Namespace) -> int:
+    return publishing.restore_command(_output(args), args.version)
+
+
 def _test_contract(args: argparse.Namespace) -> int:
     config = ContractTestConfig(
-        output=_output(args, default_format="parquet"),
+        output=_output(args),
         server=args.server,
         contract_path=args.contract,
         secret_scope=args.secret_scope,
@@ -246,6 +259,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "generate": _generate,
     "test-contract": _test_contract,
     "publish": _publish_to_marketplace,
+    "restore": _restore,
 }
 
 

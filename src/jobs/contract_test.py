@@ -67,7 +67,7 @@ class ContractTestConfig:
         if self.output.directory is not None:
             if self.server not in (None, LOCAL_SERVER):
                 raise ConfigurationError(f"a local output is tested on the server {LOCAL_SERVER!r}")
-            if not Path(self.output.published).exists():
+            if not (Path(self.output.published) / "_delta_log").is_dir():
                 raise ConfigurationError(f"nothing is published at {self.output.published}")
 
 
@@ -75,7 +75,7 @@ def test_contract(config: ContractTestConfig) -> int:
     """The `test-contract` command: test, print the result table, publish the results."""
     results = ResultsTarget.configured(config.secret_scope, config.secret_key, config.results_host)
     output = config.output
-    spark = create_spark_session(output.table_format)
+    spark = create_spark_session()
     if output.table is None:
         server = LOCAL_SERVER
         run = verify_dataframe(spark, read_published(spark, output), config.contract_path, results)

@@ -45,6 +45,9 @@ class InputLocation:
     def describe(self, table: str) -> str:
         return str(self.directory / table) if self.directory else str(self.table(table))
 
+    def __str__(self) -> str:
+        return str(self.directory) if self.directory else f"{self.catalog}.{self.schema}"
+
 
 def read_input_ports(spark: SparkSession, location: InputLocation) -> dict[str, DataFrame]:
     """Every raw table, checked before any work: present, readable, usable columns.
@@ -63,7 +66,7 @@ def read_input_ports(spark: SparkSession, location: InputLocation) -> dict[str, 
         tables[table] = frame
     if problems:
         raise InputError("the input tables cannot be used:\n" + "\n".join(f"  - {p}" for p in problems))
-    logger.info("read %d input tables from %s", len(tables), location.describe("*"))
+    logger.info("read %d input tables from %s", len(tables), location)
     return tables
 
 

@@ -1,20 +1,25 @@
-"""Publishing the output port: stage the candidate, hand it to the audit, replace the output.
+"""Publishing the output port: stage the candidate, hand it to the audit, commit it as Delta.
 
-Publishing is all-or-nothing. The candidate is first written to a staging location
-that no reader looks at and audited there; only an audited candidate replaces the
-published output:
-- a Parquet directory is swapped in by atomically repointing the `customer_activity`
-  symlink to the new version (readers see the old or the new version, never a mix);
-- a Delta table (a path locally, a Unity Catalog table on Databricks) is overwritten
-  in one Delta transaction; in a catalog the table's governance (comments,
-  properties, constraints, grants) is brought in line with the contract first.
-The staging location is removed whatever happens.
+The output port is a Delta table: locally a table at `<output-dir>/customer_activity`,
+on Databricks a Unity Catalog table. Both are published by the same code and the same
+SQL:
+1. the candidate is written to a staging table that no consumer can see (locally a
+   hidden directory beside the output, in a catalog a schema of its own) and read
+   back from there for the audit;
+2. once the audit has passed it, the output table is created if needed and brought in
+   line with the contract (comments, properties, NOT NULL and CHECK constraints, and
+   grants where the catalog has them);
+3. its rows are replaced by one INSERT OVERWRITE, a single Delta transaction that the
+   constraints check: readers see the old version or the new one, never a mix, and the
+   old one stays readable by time travel (and `restore` brings it back).
+The staging table is removed whatever happens.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,54 +27,83 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 
 from customer_activity.jobs import catalog
-from customer_activity.jobs.catalog import TableName
+from customer_activity.jobs.catalog import DeltaPath, Table, TableName, TableState
 from customer_activity.jobs.contract import OutputContract
-from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError
+from customer_activity.jobs.errors import EXIT_OK, ConfigurationError, ContractDefinitionError
+from customer_activity.jobs.session import create_spark_session
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_TABLE = "customer_activity"
 REPORT_FILE = "customer_activity_run_report.json"
-TABLE_FORMATS = ("parquet", "delta")
-_VERSIONS = f".{OUTPUT_TABLE}.versions"
+TABLE_FORMAT = "delta"
 _STAGING = f".{OUTPUT_TABLE}.staging"
+# DESCRIBE HISTORY's operation for INSERT OVERWRITE, and for RESTORE: the commits that
+# change which rows are published (the others change metadata only).
+_PUBLISHING_OPERATIONS = ("WRITE", "RESTORE")
 
 
 @dataclass(frozen=True)
 class OutputLocation:
-    """Where the output port is published: a local directory or a Unity Catalog table."""
+    """Where the output port is published: a local directory or a Unity Catalog table.
+
+    In a catalog, runs stage their candidate in `staging_schema` (by default the output
+    schema's name with `_staging`), never in the output schema that consumers read.
+    """
 
     directory: Path | None = None
     table: TableName | None = None
-    table_format: str = "parquet"
+    staging_schema: str | None = None
 
     def __post_init__(self) -> None:
         if (self.directory is None) == (self.table is None):
             raise ConfigurationError("an output needs exactly one of a directory or a table name")
-        if self.table_format not in TABLE_FORMATS:
-            raise ConfigurationError(f"table format {self.table_format!r} is not one of {', '.join(TABLE_FORMATS)}")
-        if self.table is not None and self.table_format != "delta":
-            raise ConfigurationError("a catalog table is always published as Delta")
+        if self.table is None:
+            if self.staging_schema is not None:
+                raise ConfigurationError("a staging schema belongs to a catalog output, not to a directory")
+            return
+        staging = self.staging_schema or f"{self.table.schema}_staging"
+        catalog.identifier("staging schema", staging)
+        if staging == self.table.schema:
+            raise ConfigurationError("the staging schema must not be the output schema: consumers can read that one")
+
+    @property
+    def target(self) -> Table:
+        """The published table, as SQL names it."""
+        if self.table is not None:
+            return self.table
+        return DeltaPath(self._directory / OUTPUT_TABLE)
 
     @property
     def published(self) -> str:
-        return str(self.directory / OUTPUT_TABLE) if self.directory else str(self.table)
+        return str(self.target)
 
     @property
     def report_path(self) -> Path | None:
         return self.directory / REPORT_FILE if self.directory else None
 
-    def staging(self, run_id: str) -> str:
-        """Where `run_id` stages its candidate: beside the output, never read by consumers."""
-        if self.directory is not None:
-            return str(self.directory / _STAGING / run_id)
-        return catalog.staging_table(self._catalog_table, run_id).quoted
+    def staging(self, run_id: str) -> Table:
+        """Where `run_id` stages its candidate, out of the consumers' sight."""
+        if self.table is not None:
+            return catalog.staging_table(self.table, self.staging_schema or f"{self.table.schema}_staging", run_id)
+        return DeltaPath(self._directory / _STAGING / run_id)
 
     @property
-    def _catalog_table(self) -> TableName:
-        if self.table is None:
-            raise ConfigurationError("this output is a directory, not a catalog table")
-        return self.table
+    def _directory(self) -> Path:
+        if self.directory is None:
+            raise ConfigurationError("this output is a catalog table, not a directory")
+        return self.directory
+
+    def check_publishable(self) -> None:
+        """A local output that is not a Delta table (an older Parquet output, a file) is named now."""
+        if self.directory is None:
+            return
+        published = self.directory / OUTPUT_TABLE
+        if published.is_symlink() or (published.exists() and not (published / "_delta_log").is_dir()):
+            raise ConfigurationError(
+                f"{published} exists and is not a Delta table (an output of an earlier version of this job?): "
+                "move it away or choose another --output-dir"
+            )
 
 
 def check_output_outside_input(source: Path, output: Path) -> None:
@@ -80,7 +114,7 @@ def check_output_outside_input(source: Path, output: Path) -> None:
 
 
 class StagingArea:
-    """One run's staging location: the candidate goes in, the audit reads it, publishing takes it.
+    """One run's staging table: the candidate goes in, the audit reads it, publishing takes it.
 
     Use it as a context manager: whatever happens inside, the staged candidate is
     removed on the way out, published or not.
@@ -90,8 +124,7 @@ class StagingArea:
         self._spark = spark
         self.output = output
         self.run_id = run_id
-        self.location = output.staging(run_id)
-        self._staged: DataFrame | None = None
+        self.table = output.staging(run_id)
 
     def __enter__(self) -> StagingArea:
         return self
@@ -100,99 +133,125 @@ class StagingArea:
         self.discard()
 
     def write(self, candidate: DataFrame) -> DataFrame:
-        """Write the candidate where no reader looks; return it read back, for the audit.
-
-        Locally the staged copy is Parquet whatever the published format: it is the
-        very directory a Parquet publish swaps in, and a Delta publish copies it in one
-        commit.
-        """
-        writer = candidate.write.mode("error")
-        if self.output.directory is not None:
-            writer.parquet(self.location)
-            self._staged = self._spark.read.parquet(self.location)
+        """Write the candidate where no consumer looks; return it read back, for the audit."""
+        if isinstance(self.table, TableName):
+            self._spark.sql(catalog.create_schema(self.table.catalog, self.table.schema))
+            candidate.write.format(TABLE_FORMAT).mode("error").saveAsTable(self.table.quoted)
         else:
-            writer.format("delta").saveAsTable(self.location)
-            self._staged = self._spark.read.table(self.location)
-        return self._staged
+            candidate.write.format(TABLE_FORMAT).mode("error").save(str(self.table.path))
+        return self._spark.read.table(self.table.quoted)
 
-    def publish(self, contract: OutputContract) -> None:
-        """Replace the published output with the staged candidate in one step.
+    def publish(self, contract: OutputContract) -> int:
+        """Replace the published rows with the staged ones; returns the Delta version committed.
 
         Call it only once the audit has passed the frame `write` returned.
         """
-        output = self.output
-        if output.table is not None:
-            _publish_catalog_table(self._spark, output.table, self.run_id, contract)
-        elif output.table_format == "parquet":
-            swap_in_parquet_version(output, self.run_id)
-        elif self._staged is None:
-            raise RuntimeError("nothing was staged to publish")
-        else:
-            self._staged.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
-                output.published
+        target = self.output.target
+        self._spark.sql(catalog.create_table(target, contract))
+        differences = contract.schema_differences(self._spark.read.table(target.quoted).schema)
+        if differences:
+            raise ContractDefinitionError(
+                f"{target} exists with a schema other than the contract's ({'; '.join(differences)}). "
+                "A changed schema needs a new output table (a new major version of the contract) or a migration."
             )
-        logger.info("published %s", output.published)
+        for statement in catalog.governance(target, contract, table_state(self._spark, target)):
+            self._spark.sql(statement)
+        _grant(self._spark, target, contract)
+        self._spark.sql(catalog.replace_rows(target, self.table, contract))
+        version = current_version(self._spark, target)
+        logger.info("published %s as Delta version %d", target, version)
+        return version
 
     def discard(self) -> None:
-        """Remove the staged candidate, published or not; the staging area is never read."""
-        output = self.output
-        if output.directory is not None:
-            shutil.rmtree(output.directory / _STAGING / self.run_id, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                (output.directory / _STAGING).rmdir()
-        elif output.table is not None:
-            self._spark.sql(catalog.drop_table(catalog.staging_table(output.table, self.run_id)))
+        """Remove the staged candidate, published or not."""
+        if isinstance(self.table, TableName):
+            self._spark.sql(catalog.drop_table(self.table))
+            return
+        shutil.rmtree(self.table.path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.table.path.parent.rmdir()
 
 
-def _publish_catalog_table(spark: SparkSession, table: TableName, run_id: str, contract: OutputContract) -> None:
-    """Create the table once, keep its governance in step with the contract, swap its rows.
-
-    The rows are replaced by one INSERT OVERWRITE, a single Delta transaction checked
-    against the table's NOT NULL and CHECK constraints; the statements before it only
-    touch metadata and are idempotent.
-    """
-    spark.sql(catalog.create_table(table, contract))
-    differences = contract.schema_differences(spark.read.table(table.quoted).schema)
-    if differences:
-        raise ContractDefinitionError(
-            f"{table} exists with a schema other than the contract's ({'; '.join(differences)}). "
-            "A changed schema needs a new output table (a new major version of the contract) or a migration."
+def _grant(spark: SparkSession, target: Table, contract: OutputContract) -> None:
+    """Grant the contract's readers SELECT where the catalog has grants (Unity Catalog)."""
+    statements = catalog.grants(target, contract)
+    if not statements:
+        return
+    if isinstance(target, DeltaPath):
+        logger.info("grants skipped: %s is a table at a path, which no catalog grants on", target)
+        return
+    if not os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        logger.warning(
+            "grants skipped: Spark's own catalog has no GRANT; on Databricks they run: %s", "; ".join(statements)
         )
-    for statement in catalog.governance(table, contract):
+        return
+    for statement in statements:
         spark.sql(statement)
-    spark.sql(catalog.replace_rows(table, catalog.staging_table(table, run_id), contract))
 
 
-def swap_in_parquet_version(output: OutputLocation, run_id: str) -> None:
-    """Make the staged Parquet candidate of `run_id` the published local output.
+def table_state(spark: SparkSession, table: Table) -> TableState:
+    """The comment, properties, column comments and nullability a table has now."""
+    described = spark.sql(f"DESCRIBE TABLE EXTENDED {table.quoted}").collect()
+    columns: dict[str, str] = {}
+    comment = None
+    in_columns = True
+    for row in described:
+        if not row.col_name or row.col_name.startswith("#"):
+            in_columns = False
+        elif in_columns and row.comment:
+            columns[row.col_name] = row.comment
+        elif not in_columns and row.col_name == "Comment":
+            comment = row.data_type
+    properties = {row.key: row.value for row in spark.sql(f"SHOW TBLPROPERTIES {table.quoted}").collect()}
+    schema = spark.read.table(table.quoted).schema
+    return TableState(
+        comment=comment,
+        properties=properties,
+        column_comments=columns,
+        nullable_columns=frozenset(f.name for f in schema.fields if f.nullable),
+    )
 
-    Keeps the version it replaces, so that a reader still holding it can finish.
+
+def _history(spark: SparkSession, table: Table) -> list[tuple[int, str]]:
+    """(version, operation) of every commit, newest first."""
+    rows = spark.sql(f"DESCRIBE HISTORY {table.quoted}").select("version", "operation").collect()
+    return sorted(((int(r.version), str(r.operation)) for r in rows), reverse=True)
+
+
+def current_version(spark: SparkSession, table: Table) -> int:
+    return _history(spark, table)[0][0]
+
+
+def restore(spark: SparkSession, output: OutputLocation, version: int | None = None) -> tuple[int, int]:
+    """Bring back an earlier published version in one transaction; returns (restored, new version).
+
+    Without `version`, the rows published before the current ones come back: for the
+    day a contract-valid but wrong table went out. Constraints still apply.
     """
-    if output.directory is None:
-        raise ConfigurationError("only a local output directory holds Parquet versions")
-    directory, staged = output.directory, Path(output.staging(run_id))
-    published = directory / OUTPUT_TABLE
-    versions = directory / _VERSIONS
-    versions.mkdir(parents=True, exist_ok=True)
-    previous: str | None
-    if published.exists() and not published.is_symlink():
-        if (published / "_delta_log").exists():
-            raise ConfigurationError(f"{published} holds a Delta table; publish it with --table-format delta")
-        # An output from before versioned publishing: adopt it as a version once.
-        published.rename(versions / "adopted")
-        previous = "adopted"
-    else:
-        previous = published.readlink().name if published.is_symlink() else None
-    staged.rename(versions / run_id)
-    link = directory / f".{OUTPUT_TABLE}.{run_id}.link"
-    link.symlink_to(Path(_VERSIONS) / run_id, target_is_directory=True)
-    link.replace(published)
-    for old in versions.iterdir():
-        if old.name not in (run_id, previous):
-            shutil.rmtree(old, ignore_errors=True)
+    target = output.target
+    if isinstance(target, DeltaPath) and not (target.path / "_delta_log").is_dir():
+        raise ConfigurationError(f"nothing is published at {target}")
+    published = [v for v, operation in _history(spark, target) if operation in _PUBLISHING_OPERATIONS]
+    if version is None:
+        if len(published) < 2:
+            raise ConfigurationError(f"{target} has no earlier published version to restore")
+        version = published[1]
+    elif version not in published:
+        raise ConfigurationError(
+            f"version {version} of {target} is not a published version; published: "
+            + ", ".join(str(v) for v in published)
+        )
+    spark.sql(f"RESTORE TABLE {target.quoted} TO VERSION AS OF {int(version)}")
+    return version, current_version(spark, target)
 
 
 def read_published(spark: SparkSession, output: OutputLocation) -> DataFrame:
-    if output.table is not None:
-        return spark.read.table(output.table.quoted)
-    return spark.read.format(output.table_format).load(output.published)
+    return spark.read.table(output.target.quoted)
+
+
+def restore_command(output: OutputLocation, version: int | None = None) -> int:
+    """The `restore` command: restore, then say which version came back as which."""
+    spark = create_spark_session()
+    restored, committed = restore(spark, output, version)
+    print(f"Restored {output.published} to its version {restored}; it is now version {committed}.")
+    return EXIT_OK

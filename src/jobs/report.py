@@ -30,6 +30,8 @@ class RunReport:
     status: str = "running"
     inputs: dict[str, TableReport] = field(default_factory=dict)
     output_rows: int | None = None
+    # The Delta version the build committed: time travel and `restore` find it by this.
+    published_version: int | None = None
     checks: list[CheckResult] = field(default_factory=list)
     durations_seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
@@ -57,7 +59,8 @@ class RunReport:
             "",
             f"  output rows: {self.output_rows}",
             f"  pre-publish checks passed: {self.checks_passed}/{len(self.checks)}",
-            f"  output ({self.table_format}): {self.output}",
+            f"  output ({self.table_format}): {self.output}"
+            + (f", version {self.published_version}" if self.published_version is not None else ""),
         ]
         if report_path is not None:
             lines.append(f"  run report: {report_path}")

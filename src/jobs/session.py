@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -20,16 +21,17 @@ _LOCAL_SESSION_CONF = {
     "spark.driver.memory": "4g",
     "spark.log.level": "WARN",
 }
-_DELTA_CONF = {
+DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
 
 
-def create_spark_session(table_format: str = "parquet", remote: str | None = None) -> SparkSession:
-    """The job's session: Databricks' own, a Spark Connect one, or embedded local Spark.
+def create_spark_session(remote: str | None = None, warehouse: Path | None = None) -> SparkSession:
+    """The job's session: Databricks' own, a Spark Connect one, or embedded local Spark with Delta.
 
     Every session works in UTC: timestamps without an offset are UTC instants.
+    `warehouse` is where a local session's catalog keeps managed tables.
     """
     if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         spark = SparkSession.builder.getOrCreate()
@@ -37,30 +39,31 @@ def create_spark_session(table_format: str = "parquet", remote: str | None = Non
         builder = SparkSession.builder
         spark = (builder.remote(remote) if remote else builder).getOrCreate()
     else:
-        spark = _local_session(table_format)
+        spark = _local_session(warehouse)
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     return spark
 
 
-def _local_session(table_format: str) -> SparkSession:
+def _local_session(warehouse: Path | None) -> SparkSession:
     # Embedded Spark talks only to itself: binding to loopback needs no network and
     # avoids guessing (and warning about) the machine's external address.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master("local[*]").appName("customer-activity")
-    for key, value in _LOCAL_SESSION_CONF.items():
+    for key, value in {**_LOCAL_SESSION_CONF, **DELTA_CONF}.items():
         builder = builder.config(key, value)
-    if table_format != "delta":
-        return builder.getOrCreate()
+    if warehouse is not None:
+        builder = builder.config("spark.sql.warehouse.dir", str(warehouse.absolute()))
     # delta-spark is in the `local` extra only: Databricks brings Delta with its Spark.
     from delta import configure_spark_with_delta_pip  # noqa: PLC0415
 
-    for key, value in _DELTA_CONF.items():
-        builder = builder.config(key, value)
     try:
+        # Spark resolves Delta's jars with Ivy: from Maven Central on the first run,
+        # from the cache under ~/.ivy2* after that.
         return configure_spark_with_delta_pip(builder).getOrCreate()
     except Exception as error:
         raise ConfigurationError(
-            "--table-format delta needs Delta Lake's jars, and Spark could not load them "
-            f"({str(error).splitlines()[0]}). Use --table-format parquet where the Maven "
-            "repository cannot be reached, or provide the jars with spark.jars."
+            "the output port is a Delta table, and Spark could not load Delta Lake's jars "
+            f"({str(error).splitlines()[0]}). The first run downloads them from Maven Central "
+            "into Ivy's cache under your home directory: check that Maven Central can be reached, "
+            "or provide the jars with spark.jars."
         ) from error

@@ -10,6 +10,7 @@ import straightforward
 
 from customer_activity.jobs import inputs
 from customer_activity_testing.outputs import AS_OF, as_utc
+from customer_activity_testing.outputs import published as published_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +23,7 @@ def test_the_straightforward_implementation_agrees_with_the_build(spark, sample_
         {k: as_utc(v) for k, v in row.items() if k != "updated_at"}
         for row in result.orderBy("organization_id").toArrow().to_pylist()
     ]
-    published = pq.read_table(published_output / "customer_activity").drop(["updated_at"])
+    published = published_rows(published_output).drop(["updated_at"])
     expected = sorted(
         ({k: as_utc(v) for k, v in r.items()} for r in published.to_pylist()), key=lambda r: r["organization_id"]
     )

@@ -7,19 +7,33 @@ import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pyarrow as pa
+from deltalake import DeltaTable
+
 from customer_activity.jobs.cli import main
 
 AS_OF = date(2026, 11, 20)
 
 
-def fingerprint(output_dir: Path) -> dict[str, str]:
-    """Every file a reader of `<output_dir>/customer_activity` sees, with its content hash."""
-    published = (output_dir / "customer_activity").resolve()
+def delta_table(output_dir: Path, version: int | None = None) -> DeltaTable:
+    """The published table as an independent reader (delta-rs, no Spark) sees it."""
+    return DeltaTable(str(output_dir / "customer_activity"), version=version)
+
+
+def published(output_dir: Path, version: int | None = None) -> pa.Table:
+    """The published rows, at the current or an earlier Delta version."""
+    return delta_table(output_dir, version).to_pyarrow_table()
+
+
+def fingerprint(output_dir: Path) -> dict[str, object]:
+    """What a reader of `<output_dir>/customer_activity` sees: its commits, its schema and its rows."""
+    table = delta_table(output_dir)
+    rows = sorted(json.dumps(row, sort_keys=True, default=str) for row in table.to_pyarrow_table().to_pylist())
     return {
-        str(path.relative_to(published)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(published.rglob("*"))
-        if path.is_file()
-    } | {"<resolves to>": str(published)}
+        "version": table.version(),
+        "schema": str(table.schema()),
+        "rows": hashlib.sha256("\n".join(rows).encode()).hexdigest(),
+    }
 
 
 def run_report(output_dir: Path) -> dict[str, object]:

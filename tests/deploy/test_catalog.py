@@ -6,11 +6,10 @@ from dataclasses import replace
 
 import pytest
 import sqlglot
-import yaml
 
 from customer_activity.jobs import catalog, publishing
 from customer_activity.jobs.catalog import TableName
-from customer_activity.jobs.contract import default_contract_path, load_contract, row_condition
+from customer_activity.jobs.contract import load_contract, row_condition
 from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError
 
 OUTPUT = TableName("entropy_data_prod", "dp_entropydata_customer_activity_op_v1", "customer_activity")
@@ -22,10 +21,12 @@ def contract():
 
 
 def statements(contract) -> list[str]:
-    staged = catalog.staging_table(OUTPUT, "20261124T060000Z-1a2b3c4d")
+    staged = catalog.staging_table(OUTPUT, f"{OUTPUT.schema}_staging", "20261124T060000Z-1a2b3c4d")
     return [
+        catalog.create_schema(staged.catalog, staged.schema),
         catalog.create_table(OUTPUT, contract),
         *catalog.governance(OUTPUT, contract),
+        *catalog.grants(OUTPUT, contract),
         catalog.replace_rows(OUTPUT, staged, contract),
     ]
 
@@ -126,12 +127,12 @@ def test_a_rule_that_is_not_a_plain_row_condition_stays_out_of_the_constraints(c
 
 
 def test_the_consumer_role_is_granted_select(contract):
-    assert catalog.governance(OUTPUT, contract)[-1] == f"GRANT SELECT ON TABLE {OUTPUT.quoted} TO `customer_success`"
+    assert catalog.grants(OUTPUT, contract) == [f"GRANT SELECT ON TABLE {OUTPUT.quoted} TO `customer_success`"]
 
 
 def test_a_role_name_that_could_break_out_of_quotes_is_refused(contract):
     with pytest.raises(ConfigurationError, match="principal"):
-        catalog.governance(OUTPUT, replace(contract, reader_roles=("x` TO `everyone",)))
+        catalog.grants(OUTPUT, replace(contract, reader_roles=("x` TO `everyone",)))
 
 
 def test_descriptions_with_quotes_stay_inside_their_literal(contract):
@@ -149,9 +150,69 @@ def test_rows_are_replaced_by_name_from_the_staged_table(contract):
     statement = statements(contract)[-1]
     assert statement.startswith(f"INSERT OVERWRITE TABLE {OUTPUT.quoted} (`organization_id`, ")
     assert statement.endswith(
-        "FROM `entropy_data_prod`.`dp_entropydata_customer_activity_op_v1`"
+        "FROM `entropy_data_prod`.`dp_entropydata_customer_activity_op_v1_staging`"
         ".`_customer_activity_staging_20261124t060000z_1a2b3c4d`"
     )
+
+
+def state_after_creation(contract) -> catalog.TableState:
+    """What a table created by `create_table` says of itself."""
+    return catalog.TableState(
+        comment=contract.table_description,
+        properties=catalog.table_properties(contract)
+        | {f"delta.constraints.{name}": condition for name, condition in catalog.check_constraints(contract).items()},
+        column_comments=dict(contract.column_descriptions),
+        nullable_columns=frozenset(set(contract.spark_schema.names) - set(contract.required_columns)),
+    )
+
+
+def test_a_new_table_is_created_with_its_constraints_in_one_statement(contract):
+    statement = catalog.create_table(OUTPUT, contract)
+    for name, condition in catalog.check_constraints(contract).items():
+        assert f"'delta.constraints.{name}' = '{condition}'" in statement
+    assert "`organization_id` STRING NOT NULL COMMENT" in statement
+
+
+def test_a_table_that_says_what_the_contract_says_needs_no_statement(contract):
+    assert catalog.governance(OUTPUT, contract, state_after_creation(contract)) == []
+
+
+def test_only_what_differs_is_changed(contract):
+    state = state_after_creation(contract)
+    constraints = catalog.check_constraints(contract)
+    first = next(iter(constraints))
+    changed = replace(
+        state,
+        properties={
+            **{k: v for k, v in state.properties.items() if k != f"delta.constraints.{first}"},
+            "datacontract.version": "0.9.0",
+            # Delta prints a stored condition its own way; the same condition is no change.
+            **{f"delta.constraints.{n}": c.replace("(", "( ") for n, c in list(constraints.items())[1:]},
+            "delta.constraints.ca_a_rule_the_contract_dropped": "NOT (users_total > 5)",
+            "delta.constraints.someone_elses": "users_total < 1000000",
+        },
+        nullable_columns=state.nullable_columns | {"users_total"},
+        column_comments={**state.column_comments, "users_total": "an old description"},
+    )
+    table = OUTPUT.quoted
+    assert catalog.governance(OUTPUT, contract, changed) == [
+        f"ALTER TABLE {table} SET TBLPROPERTIES ('datacontract.version' = '{contract.version}')",
+        f"ALTER TABLE {table} ALTER COLUMN `users_total` COMMENT "
+        + catalog.string_literal(contract.column_descriptions["users_total"]),
+        f"ALTER TABLE {table} ALTER COLUMN `users_total` SET NOT NULL",
+        f"ALTER TABLE {table} ADD CONSTRAINT `{first}` CHECK ({constraints[first]})",
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS `ca_a_rule_the_contract_dropped`",
+    ]
+
+
+def test_a_constraint_whose_condition_changed_is_replaced(contract):
+    state = state_after_creation(contract)
+    first = next(iter(catalog.check_constraints(contract)))
+    changed = replace(state, properties={**state.properties, f"delta.constraints.{first}": "NOT (users_total < 5)"})
+    assert catalog.governance(OUTPUT, contract, changed) == [
+        f"ALTER TABLE {OUTPUT.quoted} DROP CONSTRAINT IF EXISTS `{first}`",
+        f"ALTER TABLE {OUTPUT.quoted} ADD CONSTRAINT `{first}` CHECK ({catalog.check_constraints(contract)[first]})",
+    ]
 
 
 class RecordingSession:
@@ -173,37 +234,9 @@ class RecordingSession:
         return self._schema
 
 
-def test_publishing_to_the_catalog_creates_governs_then_swaps_rows_in_one_statement(contract):
-    session = RecordingSession(contract.spark_schema)
-    output = publishing.OutputLocation(table=OUTPUT, table_format="delta")
-
-    publishing.StagingArea(session, output, "run-1").publish(contract)
-
-    assert session.statements[0] == catalog.create_table(OUTPUT, contract)
-    assert session.statements[1:-1] == catalog.governance(OUTPUT, contract)
-    assert session.statements[-1] == catalog.replace_rows(OUTPUT, catalog.staging_table(OUTPUT, "run-1"), contract)
-
-
-def test_a_contract_whose_team_is_a_list_of_members_publishes_with_the_owner(tmp_path):
-    document = yaml.safe_load(default_contract_path().read_text())
-    document["team"] = [{"username": "bo", "role": "member"}, {"username": "ana", "role": "owner"}]
-    path = tmp_path / "team-as-list.odcs.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    contract = load_contract(path)
-    session = RecordingSession(contract.spark_schema)
-
-    publishing.StagingArea(session, publishing.OutputLocation(table=OUTPUT, table_format="delta"), "run-1").publish(
-        contract
-    )
-
-    [properties] = [s for s in session.statements if s.startswith(f"ALTER TABLE {OUTPUT.quoted} SET TBLPROPERTIES")]
-    assert "'dataproduct.owner' = 'ana'" in properties
-    assert session.statements[-1].startswith("INSERT OVERWRITE")
-
-
 def test_an_existing_table_with_another_schema_is_not_overwritten(contract):
     session = RecordingSession(contract.spark_schema[:-1])
-    output = publishing.OutputLocation(table=OUTPUT, table_format="delta")
+    output = publishing.OutputLocation(table=OUTPUT)
 
     with pytest.raises(
         ContractDefinitionError, match=r"exists with a schema other than the contract's .*missing columns: updated_at"

@@ -6,13 +6,15 @@ import os
 import subprocess
 import sys
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
+from customer_activity.jobs.session import DELTA_CONF
 from customer_activity_testing import bundle_checks, reference
 from customer_activity_testing.outputs import AS_OF, as_utc, run_report
+from customer_activity_testing.outputs import published as published_rows
 from customer_activity_testing.paths import REPOSITORY
 
 pytestmark = pytest.mark.e2e
@@ -67,7 +69,17 @@ def test_the_installed_wheels_entry_point_builds_over_spark_connect(wheel, sampl
         timeout=300,
     )
     # The wheel's copy of the package comes first on the path, ahead of the checkout.
-    environment = {**os.environ, "PYTHONPATH": str(target), "SPARK_REMOTE": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1"}
+    # The workspace brings Delta; the local Spark Connect server gets it the way the job's own session does.
+    delta = f"io.delta:delta-spark_4.2_2.13:{version('delta-spark')}"
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(target),
+        "SPARK_REMOTE": "local[2]",
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_SUBMIT_ARGS": f"--packages {delta} "
+        + " ".join(f"--conf {key}={value}" for key, value in DELTA_CONF.items())
+        + " pyspark-shell",
+    }
     where = subprocess.run(
         [sys.executable, "-c", "from customer_activity.jobs.contract import default_contract_path as p; print(p())"],
         env=environment,
@@ -98,7 +110,7 @@ def test_the_installed_wheels_entry_point_builds_over_spark_connect(wheel, sampl
 
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "Build succeeded" in finished.stdout
-    published = {row["organization_id"]: row for row in pq.read_table(output / "customer_activity").to_pylist()}
+    published = {row["organization_id"]: row for row in published_rows(output).to_pylist()}
     expected = reference.customer_activity(sample_source, AS_OF)
     assert published.keys() == expected.keys()
     for organization, row in expected.items():

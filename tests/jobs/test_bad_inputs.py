@@ -13,6 +13,7 @@ import pytest
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_INPUT_ERROR, EXIT_OK, EXIT_USAGE
 from customer_activity_testing.outputs import build, fingerprint, run_report
+from customer_activity_testing.outputs import published as published_rows
 
 
 def rewrite(source: Path, table: str, change: Callable[[pa.Table], pa.Table]) -> None:
@@ -130,7 +131,7 @@ def test_empty_child_tables_give_zero_counts(source, tmp_path):
 
     assert build(source, tmp_path / "fresh") == EXIT_OK
 
-    published = pq.read_table(tmp_path / "fresh" / "customer_activity").to_pylist()
+    published = published_rows(tmp_path / "fresh").to_pylist()
     assert published
     assert all(row["users_total"] == 0 and row["assets_total"] == 0 for row in published)
     assert all(row["dataproducts_outputports_with_datacontract_percentage"] == 0.0 for row in published)

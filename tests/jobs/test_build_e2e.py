@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from customer_activity_testing import reference
-from customer_activity_testing.outputs import AS_OF, as_utc, build, run_report
+from customer_activity_testing.outputs import AS_OF, as_utc, build, delta_table, run_report
+from customer_activity_testing.outputs import published as published_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -18,7 +19,7 @@ VERSIONED = ("organization", "organization_member", "data_product", "asset", "ou
 
 def test_build_produces_exactly_the_rows_the_specification_defines(sample_source, published_output):
     """Compared with an independent plain-Python reading of SPEC, row by row."""
-    published = pq.read_table(published_output / "customer_activity").to_pylist()
+    published = published_rows(published_output).to_pylist()
     expected = reference.customer_activity(sample_source, AS_OF)
 
     assert Counter(row["organization_id"] for row in published) == Counter(expected.keys())
@@ -33,7 +34,7 @@ def test_build_produces_exactly_the_rows_the_specification_defines(sample_source
 def test_every_output_row_carries_the_runs_start_as_updated_at(published_output):
     report = run_report(published_output)
     started = datetime.fromisoformat(report["updated_at"])
-    values = set(pq.read_table(published_output / "customer_activity", columns=["updated_at"]).column(0).to_pylist())
+    values = set(published_rows(published_output).column("updated_at").to_pylist())
     assert {as_utc(v) for v in values} == {as_utc(started)}
 
 
@@ -50,7 +51,8 @@ def test_run_report_counts_what_staging_dropped_per_table(sample_source, publish
         assert counted["rows_after_staging"] == len(set(keys) - {None})
         assert counted["superseded_versions_removed"] == len(keys) - keys.count(None) - len(set(keys) - {None})
     assert report["inputs"]["test_result"]["superseded_versions_removed"] == 0
-    assert report["output_rows"] == pq.read_table(published_output / "customer_activity").num_rows
+    assert report["output_rows"] == published_rows(published_output).num_rows
+    assert report["published_version"] == delta_table(published_output).version()
 
 
 def test_run_report_counts_kept_rows_with_unparseable_timestamps(sample_source, published_output):
@@ -74,7 +76,7 @@ def test_run_report_lists_every_pre_publish_check_as_passed(published_output):
 
 
 def test_a_published_output_leaves_no_staged_candidate_behind(published_output):
-    assert (published_output / "customer_activity").is_symlink()
+    assert (published_output / "customer_activity" / "_delta_log").is_dir()
     assert not list((published_output / ".customer_activity.staging").glob("*"))
 
 

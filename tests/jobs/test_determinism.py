@@ -14,14 +14,14 @@ from customer_activity.jobs import inputs
 from customer_activity.jobs.build import stage_with_observations
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import output_ports
-from customer_activity_testing.outputs import AS_OF, as_utc, build
+from customer_activity_testing.outputs import AS_OF, as_utc, build, published
 
 pytestmark = pytest.mark.e2e
 
 
 def rows(output: Path) -> list[dict[str, object]]:
     """The published rows without `updated_at`, the one column that differs per run."""
-    table = pq.read_table(output / "customer_activity").drop(["updated_at"])
+    table = published(output).drop(["updated_at"])
     return sorted(
         ({k: as_utc(v) for k, v in row.items()} for row in table.to_pylist()), key=lambda r: r["organization_id"]
     )

@@ -4,29 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
 from customer_activity.jobs import build as build_job
-from customer_activity.jobs import inputs
+from customer_activity.jobs import catalog, inputs, publishing
 from customer_activity.jobs.errors import EXIT_INTERNAL_ERROR
 from customer_activity.transforms import output_ports
-from customer_activity_testing.outputs import build, fingerprint, run_report
+from customer_activity_testing.outputs import build, fingerprint, published, run_report
 
 pytestmark = pytest.mark.e2e
 
 
-def assert_untouched(output: Path, before: dict[str, str], rows: int) -> None:
+def assert_untouched(output: Path, before: dict[str, object], rows: int) -> None:
     assert fingerprint(output) == before
-    assert pq.read_table(output / "customer_activity").num_rows == rows
+    assert published(output).num_rows == rows
     assert not list((output / ".customer_activity.staging").glob("*"))
     assert run_report(output)["status"] == "failed"
 
 
 @pytest.fixture
-def baseline(output_copy: Path) -> tuple[dict[str, str], int]:
-    return fingerprint(output_copy), pq.read_table(output_copy / "customer_activity").num_rows
+def baseline(output_copy: Path) -> tuple[dict[str, object], int]:
+    return fingerprint(output_copy), published(output_copy).num_rows
 
 
 def fail(message: str):
@@ -70,7 +69,22 @@ def test_an_audit_that_fails_to_run(sample_source, output_copy, baseline, monkey
     assert_untouched(output_copy, *baseline)
 
 
-def test_a_publish_that_dies_before_the_swap(sample_source, output_copy, baseline, monkeypatch):
-    monkeypatch.setattr(Path, "symlink_to", fail("injected: no space left for the link"))
+def test_a_commit_whose_write_tasks_die(sample_source, output_copy, baseline, monkeypatch):
+    """The INSERT OVERWRITE fails after some of its tasks wrote files: nothing is committed."""
+    real = catalog.replace_rows
+
+    def dying(*args: object, **kwargs: object) -> str:
+        statement = real(*args, **kwargs)
+        head, columns = statement.split(" SELECT ", 1)
+        doomed = "IF(`users_total` > 3, raise_error('injected: the commit died'), `organization_id`)"
+        return f"{head} SELECT {columns.replace('`organization_id`', doomed, 1)}"
+
+    monkeypatch.setattr(catalog, "replace_rows", dying)
+    assert build(sample_source, output_copy) == EXIT_INTERNAL_ERROR
+    assert_untouched(output_copy, *baseline)
+
+
+def test_a_failure_while_governing_the_table(sample_source, output_copy, baseline, monkeypatch):
+    monkeypatch.setattr(publishing, "table_state", fail("injected: the catalog did not answer"))
     assert build(sample_source, output_copy) == EXIT_INTERNAL_ERROR
     assert_untouched(output_copy, *baseline)

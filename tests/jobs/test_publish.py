@@ -1,105 +1,164 @@
-"""Publishing a local Parquet output: an atomic swap of versions, never a partial directory."""
+"""Publishing the local output as Delta: governed as the contract says, committed in one
+transaction, earlier versions kept for time travel and `restore`.
+
+The published table is read back with Spark SQL, as a consumer in Spark would, and with
+delta-rs (the `deltalake` package), a reader that shares no code with the writer.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import yaml
+from py4j.protocol import Py4JJavaError
 
-from customer_activity.jobs import publishing
-from customer_activity.jobs.errors import ConfigurationError
+from customer_activity.jobs import catalog, publishing
+from customer_activity.jobs.cli import main
+from customer_activity.jobs.contract import default_contract_path, load_contract
+from customer_activity.jobs.errors import EXIT_OK, EXIT_USAGE, ConfigurationError
+from customer_activity_testing.outputs import build, delta_table, fingerprint, published, run_report
 
-
-def stage(output: publishing.OutputLocation, run_id: str, content: str) -> None:
-    """What write_staged leaves behind: a Parquet directory under the staging area."""
-    staged = Path(output.staging(run_id))
-    staged.mkdir(parents=True)
-    (staged / "part-0.parquet").write_text(content)
-
-
-def no_space_left(*args: object, **kwargs: object) -> None:
-    raise OSError("injected: no space left on device")
+TABLE = "delta.`{}`"
 
 
-def published_content(directory: Path) -> str:
-    return (directory / "customer_activity" / "part-0.parquet").read_text()
+def quoted(output: Path) -> str:
+    return TABLE.format((output / "customer_activity").absolute())
 
 
-@pytest.fixture
-def output(tmp_path: Path) -> publishing.OutputLocation:
-    return publishing.OutputLocation(directory=tmp_path)
+def test_a_directory_output_is_a_delta_table_staged_beside_it(tmp_path):
+    output = publishing.OutputLocation(directory=tmp_path)
+    assert output.target.quoted == f"delta.`{(tmp_path / 'customer_activity').absolute()}`"
+    staging = output.staging("run-1")
+    assert isinstance(staging, catalog.DeltaPath)
+    assert staging.path == tmp_path / ".customer_activity.staging" / "run-1"
 
 
-def test_publishing_points_the_output_at_the_new_version(output, tmp_path):
-    stage(output, "run-1", "first")
-    publishing.swap_in_parquet_version(output, "run-1")
-    stage(output, "run-2", "second")
-    publishing.swap_in_parquet_version(output, "run-2")
-
-    assert published_content(tmp_path) == "second"
-    assert (tmp_path / "customer_activity").resolve().name == "run-2"
-    assert not (tmp_path / ".customer_activity.staging" / "run-2").exists()
-
-
-def test_the_previous_version_is_kept_and_older_ones_are_removed(output, tmp_path):
-    for number in range(1, 4):
-        stage(output, f"run-{number}", str(number))
-        publishing.swap_in_parquet_version(output, f"run-{number}")
-
-    kept = sorted(p.name for p in (tmp_path / ".customer_activity.versions").iterdir())
-    assert kept == ["run-2", "run-3"]
-
-
-def test_the_link_is_relative_so_the_output_directory_can_move(output, tmp_path):
-    stage(output, "run-1", "first")
-    publishing.swap_in_parquet_version(output, "run-1")
-    moved = tmp_path.parent / f"{tmp_path.name}-moved"
-    tmp_path.rename(moved)
-    assert published_content(moved) == "first"
-
-
-def test_an_output_from_before_versioning_is_adopted_not_lost(output, tmp_path):
-    (tmp_path / "customer_activity").mkdir()
-    (tmp_path / "customer_activity" / "part-0.parquet").write_text("old")
-    stage(output, "run-1", "new")
-    publishing.swap_in_parquet_version(output, "run-1")
-
-    assert published_content(tmp_path) == "new"
-    assert (tmp_path / ".customer_activity.versions" / "adopted" / "part-0.parquet").read_text() == "old"
-
-
-def test_a_delta_table_is_not_replaced_by_a_parquet_publish(output, tmp_path):
-    (tmp_path / "customer_activity" / "_delta_log").mkdir(parents=True)
-    stage(output, "run-1", "new")
-    with pytest.raises(ConfigurationError, match="holds a Delta table; publish it with --table-format delta"):
-        publishing.swap_in_parquet_version(output, "run-1")
-    assert (tmp_path / "customer_activity" / "_delta_log").is_dir()
-
-
-def test_an_output_needs_exactly_one_destination(tmp_path):
+def test_a_catalog_output_stages_in_a_schema_of_its_own():
+    table = catalog.TableName("main", "customer_activity_v1", "customer_activity")
+    assert publishing.OutputLocation(table=table).staging("Run-1").quoted == (
+        "`main`.`customer_activity_v1_staging`.`_customer_activity_staging_run_1`"
+    )
+    assert (
+        publishing.OutputLocation(table=table, staging_schema="scratch")
+        .staging("r")
+        .quoted.startswith("`main`.`scratch`.")
+    )
+    with pytest.raises(ConfigurationError, match="must not be the output schema"):
+        publishing.OutputLocation(table=table, staging_schema="customer_activity_v1")
+    with pytest.raises(ConfigurationError, match="staging schema 'x; DROP' is not a valid name"):
+        publishing.OutputLocation(table=table, staging_schema="x; DROP")
     with pytest.raises(ConfigurationError, match="exactly one of a directory or a table name"):
         publishing.OutputLocation()
-    with pytest.raises(ConfigurationError, match="exactly one of a directory or a table name"):
-        publishing.OutputLocation(directory=tmp_path, table="main.schema.customer_activity", table_format="delta")
 
 
-def test_an_unknown_table_format_is_refused(tmp_path):
-    with pytest.raises(ConfigurationError, match="'csv' is not one of parquet, delta"):
-        publishing.OutputLocation(directory=tmp_path, table_format="csv")
+def test_a_path_with_a_backtick_cannot_be_quoted(tmp_path):
+    with pytest.raises(ConfigurationError, match="holds a backtick"):
+        catalog.DeltaPath(tmp_path / "a`b")
 
 
-def test_a_swap_that_failed_leaves_the_output_and_the_next_one_cleans_up(output, tmp_path, monkeypatch):
-    stage(output, "run-1", "first")
-    publishing.swap_in_parquet_version(output, "run-1")
-    stage(output, "run-2", "second")
-    with monkeypatch.context() as patched:
-        patched.setattr(Path, "symlink_to", no_space_left)
-        with pytest.raises(OSError, match="injected: no space left"):
-            publishing.swap_in_parquet_version(output, "run-2")
-    assert published_content(tmp_path) == "first"
+@pytest.mark.e2e
+def test_the_published_table_carries_the_contracts_governance(published_output, spark):
+    contract = load_contract()
+    table = delta_table(published_output)
+    metadata = table.metadata()
 
-    stage(output, "run-3", "third")
-    publishing.swap_in_parquet_version(output, "run-3")
+    assert metadata.description == contract.table_description
+    configuration = metadata.configuration
+    assert {k: configuration.get(k) for k in catalog.table_properties(contract)} == catalog.table_properties(contract)
+    assert configuration["dataproduct.owner"] == "customer-success"
+    constraints = {k.removeprefix("delta.constraints."): v for k, v in configuration.items() if "constraints" in k}
+    assert constraints.keys() == catalog.check_constraints(contract).keys()
+    assert len(constraints) >= 5
+    fields = {field.name: field for field in table.schema().fields}
+    assert {name for name, field in fields.items() if not field.nullable} == set(contract.required_columns)
+    assert {name: f.metadata.get("comment") for name, f in fields.items() if name in contract.column_descriptions} == (
+        contract.column_descriptions
+    )
 
-    assert published_content(tmp_path) == "third"
-    assert sorted(p.name for p in (tmp_path / ".customer_activity.versions").iterdir()) == ["run-1", "run-3"]
+    described = {
+        row.col_name: row for row in spark.sql(f"DESCRIBE TABLE EXTENDED {quoted(published_output)}").collect()
+    }
+    assert described["Comment"].data_type == contract.table_description
+    assert described["organization_id"].comment == contract.column_descriptions["organization_id"]
+    properties = {row.key: row.value for row in spark.sql(f"SHOW TBLPROPERTIES {quoted(published_output)}").collect()}
+    assert properties["datacontract.id"] == contract.id
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("column", "value", "broken"),
+    [
+        ("users_total", "-1", "ca_users_total_is_not_negative"),
+        ("users_added_30d", "users_total + 1", "ca_users_added_30d_never_exceeds_users_total"),
+        ("organization_id", "CAST(NULL AS STRING)", "organization_id"),
+    ],
+    ids=["negative count", "more added than in total", "NULL key"],
+)
+def test_delta_rejects_a_violating_row_written_straight_into_the_table(output_copy, spark, column, value, broken):
+    before = fingerprint(output_copy)
+    table = quoted(output_copy)
+    names = load_contract().spark_schema.names
+    selected = ", ".join(f"{value} AS {name}" if name == column else name for name in names)
+
+    # Delta's violation surfaces as the JVM's exception, which PySpark passes on as is.
+    with pytest.raises(
+        Py4JJavaError, match=rf"(CHECK constraint {broken} |NOT NULL constraint violated for column: {broken})"
+    ):
+        spark.sql(f"INSERT INTO {table} SELECT {selected} FROM {table} LIMIT 1")
+    assert fingerprint(output_copy) == before
+
+
+@pytest.mark.e2e
+def test_a_rebuild_commits_one_version_and_the_previous_stays_readable_then_restorable(
+    sample_source, output_copy, capsys
+):
+    first = published(output_copy)
+    first_version = delta_table(output_copy).version()
+
+    assert build(sample_source, output_copy) == EXIT_OK
+
+    second_version = delta_table(output_copy).version()
+    assert second_version == first_version + 1, "an unchanged contract commits the rows only"
+    assert run_report(output_copy)["published_version"] == second_version
+    second = published(output_copy)
+    assert second.column("updated_at") != first.column("updated_at")
+    assert published(output_copy, version=first_version).equals(first)
+
+    assert main(["restore", "--output-dir", str(output_copy)]) == EXIT_OK
+
+    assert f"to its version {first_version}; it is now version {second_version + 1}" in capsys.readouterr().out
+    assert published(output_copy).sort_by("organization_id").equals(first.sort_by("organization_id"))
+    assert published(output_copy, version=second_version).equals(second)
+
+
+@pytest.mark.e2e
+def test_restore_names_what_cannot_be_restored(output_copy, tmp_path, capsys):
+    assert main(["restore", "--output-dir", str(output_copy), "--version", "2"]) == EXIT_USAGE
+    assert "version 2 of" in capsys.readouterr().err
+    assert main(["restore", "--output-dir", str(tmp_path / "nothing")]) == EXIT_USAGE
+    assert "nothing is published at" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_an_output_left_by_an_earlier_parquet_version_is_named_not_overwritten(sample_source, tmp_path, capsys):
+    old = tmp_path / "out" / "customer_activity"
+    old.mkdir(parents=True)
+    (old / "part-0.parquet").write_text("an earlier version's output")
+
+    assert build(sample_source, tmp_path / "out") == EXIT_USAGE
+
+    assert "exists and is not a Delta table" in capsys.readouterr().err
+    assert (old / "part-0.parquet").read_text() == "an earlier version's output"
+
+
+@pytest.mark.e2e
+def test_a_contract_whose_team_is_a_list_of_members_publishes_with_its_owner(sample_source, tmp_path):
+    document = yaml.safe_load(default_contract_path().read_text())
+    document["team"] = [{"username": "bo", "role": "member"}, {"username": "ana", "role": "owner"}]
+    contract = tmp_path / "team-as-list.odcs.yaml"
+    contract.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    assert build(sample_source, tmp_path / "out", "--contract", str(contract)) == EXIT_OK
+
+    assert delta_table(tmp_path / "out").metadata().configuration["dataproduct.owner"] == "ana"

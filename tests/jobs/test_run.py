@@ -26,6 +26,6 @@ def test_run_builds_a_contract_valid_output_and_prints_a_summary(tmp_path, capsy
     assert "Contract test of the published output" in out
     assert "passed:" in out
     assert "none failed" in out
-    assert f"output (parquet): {workdir / 'output' / 'customer_activity'}" in out
+    assert f"output (delta): {workdir / 'output' / 'customer_activity'}, version " in out
     assert (workdir / "raw" / "organization").is_dir()
     assert run_report(workdir / "output")["output_rows"] == 30

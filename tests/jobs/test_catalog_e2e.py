@@ -1,0 +1,124 @@
+"""The catalog path end to end, as the Databricks job runs it, against Spark's own catalog.
+
+The raw tables are tables of a schema, the output is a managed Delta table of another:
+`build --catalog ...` reads, audits, stages in a third schema, governs and publishes;
+the governance is read back, Delta rejects a violating row, `restore` brings back the
+previous version, and `test-contract --server production` tests the table with
+datacontract-cli through the catalog. Only GRANT does not run: Spark's catalog has none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from py4j.protocol import Py4JJavaError
+from pyspark.sql import SparkSession
+
+from customer_activity.jobs import catalog
+from customer_activity.jobs.cli import main
+from customer_activity.jobs.contract import load_contract
+from customer_activity.jobs.errors import EXIT_OK
+from customer_activity.transforms.input_ports import INPUT_PORTS
+from customer_activity_testing import reference
+from customer_activity_testing.outputs import AS_OF, as_utc
+
+pytestmark = pytest.mark.e2e
+
+CATALOG = "spark_catalog"
+SOURCE, OUTPUT = "ca_e2e_raw", "ca_e2e_output"
+TABLE = f"`{CATALOG}`.`{OUTPUT}`.`customer_activity`"
+LOCATION = ["--catalog", CATALOG, "--output-schema", OUTPUT]
+
+
+@pytest.fixture(scope="module")
+def raw_schema(spark: SparkSession, sample_source: Path) -> Iterator[str]:
+    """The sample's raw tables as tables of a schema, and an empty output schema, as an admin sets them up."""
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {CATALOG}.{SOURCE}")
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {CATALOG}.{OUTPUT}")
+    for table in INPUT_PORTS:
+        spark.read.parquet(str(sample_source / table)).write.format("delta").saveAsTable(f"{CATALOG}.{SOURCE}.{table}")
+    yield SOURCE
+    for schema in (SOURCE, OUTPUT, f"{OUTPUT}_staging"):
+        spark.sql(f"DROP SCHEMA IF EXISTS {CATALOG}.{schema} CASCADE")
+    spark.sql(f"USE {CATALOG}.default")
+
+
+@pytest.fixture(scope="module")
+def built(raw_schema: str) -> str:
+    build = ["build", "--catalog", CATALOG, "--source-schema", raw_schema, "--output-schema", OUTPUT]
+    assert main([*build, "--as-of", AS_OF.isoformat()]) == EXIT_OK
+    return TABLE
+
+
+def test_the_catalog_build_publishes_the_specified_rows(built, spark, sample_source):
+    expected = reference.customer_activity(sample_source, AS_OF)
+    rows = {row["organization_id"]: row.asDict() for row in spark.read.table(built).collect()}
+    assert rows.keys() == expected.keys()
+    some = sorted(rows)[:25]
+    for key in some:
+        row = {k: as_utc(v) for k, v in rows[key].items() if k != "updated_at"}
+        assert row == {k: as_utc(v) for k, v in expected[key].items()}
+
+
+def test_governance_is_applied_and_reads_back(built, spark):
+    contract = load_contract()
+    described = {row.col_name: row for row in spark.sql(f"DESCRIBE TABLE EXTENDED {built}").collect()}
+    assert described["Comment"].data_type == contract.table_description
+    assert described["Provider"].data_type == "delta"
+    for column, description in contract.column_descriptions.items():
+        assert described[column].comment == description
+    properties = {row.key: row.value for row in spark.sql(f"SHOW TBLPROPERTIES {built}").collect()}
+    assert {k: properties[k] for k in catalog.table_properties(contract)} == catalog.table_properties(contract)
+    assert {
+        k.removeprefix("delta.constraints."): v for k, v in properties.items() if k.startswith("delta.constraints.")
+    }.keys() == catalog.check_constraints(contract).keys()
+    nullable = {f.name for f in spark.read.table(built).schema.fields if f.nullable}
+    assert not nullable & set(contract.required_columns)
+
+
+def test_the_candidate_never_shows_in_the_output_schema_and_is_removed(built, spark):
+    def tables(schema: str) -> list[str]:
+        # SHOW TABLES also lists the session's temporary views, which belong to no schema.
+        rows = spark.sql(f"SHOW TABLES IN {CATALOG}.{schema}").collect()
+        return [row.tableName for row in rows if not row.isTemporary]
+
+    assert tables(OUTPUT) == ["customer_activity"]
+    assert tables(f"{OUTPUT}_staging") == []
+
+
+def test_delta_rejects_a_violating_row_in_the_catalog_table(built, spark):
+    names = load_contract().spark_schema.names
+    selected = ", ".join("-5 AS assets_total" if name == "assets_total" else name for name in names)
+    before = spark.sql(f"DESCRIBE HISTORY {built}").count()
+
+    with pytest.raises(Py4JJavaError, match="CHECK constraint ca_assets_total_is_not_negative "):
+        spark.sql(f"INSERT INTO {built} SELECT {selected} FROM {built} LIMIT 1")
+
+    assert spark.sql(f"DESCRIBE HISTORY {built}").count() == before
+
+
+def test_a_second_build_then_restore_brings_back_the_first_rows(built, raw_schema, spark, caplog):
+    first = {row.organization_id: row.updated_at for row in spark.read.table(built).collect()}
+    build = ["build", "--catalog", CATALOG, "--source-schema", raw_schema, "--output-schema", OUTPUT]
+
+    with caplog.at_level(logging.WARNING, logger="customer_activity.jobs.publishing"):
+        assert main(build) == EXIT_OK
+    assert "grants skipped: Spark's own catalog has no GRANT" in caplog.text
+    assert "GRANT SELECT ON TABLE" in caplog.text
+    second = {row.organization_id: row.updated_at for row in spark.read.table(built).collect()}
+    assert second.keys() == first.keys()
+    assert set(second.values()) != set(first.values())
+
+    assert main(["restore", *LOCATION]) == EXIT_OK
+
+    assert {row.organization_id: row.updated_at for row in spark.read.table(built).collect()} == first
+
+
+def test_the_consumer_side_contract_test_passes_through_the_catalog(built, capsys):
+    assert main(["test-contract", *LOCATION, "--server", "production"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"Contract test of {CATALOG}.{OUTPUT}.customer_activity (datacontract-cli, server 'production')" in out
+    assert "passed" in out.lower()
