@@ -20,6 +20,10 @@ _LOCAL_SESSION_CONF = {
     # this is a ceiling the JVM grows into, not memory it takes up front.
     "spark.driver.memory": "4g",
     "spark.log.level": "WARN",
+    # Delta rebuilds a table's state from its log in 50 partitions by default, sized for
+    # logs of clusters; a local table's log is a few files, and 50 tiny tasks made every
+    # read and commit of it cost seconds (an ADD CONSTRAINT 3 s instead of 0.5 s).
+    "spark.databricks.delta.snapshotPartitions": "2",
 }
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
