@@ -10,7 +10,7 @@ one Spark session with the job's own local settings, measures:
                        transform, write the candidate, audit it against the contract,
                        publish it, write the run report;
   (b) straightforward  the dbt models ported as they are (benchmarks/straightforward.py),
-                       from the same checked inputs to the same Parquet output;
+                       from the same checked inputs to Parquet (the build publishes Delta);
   (c) scan floor       reading every input column the output depends on, once;
 
 and, to show where (a)'s time goes, (a-) the build's transforms alone, written like (b).

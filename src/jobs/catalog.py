@@ -78,9 +78,6 @@ class TableName:
     def __str__(self) -> str:
         return f"{self.catalog}.{self.schema}.{self.table}"
 
-    def sibling(self, table: str) -> TableName:
-        return TableName(self.catalog, self.schema, table)
-
 
 @dataclass(frozen=True)
 class DeltaPath:
@@ -106,7 +103,7 @@ Table = TableName | DeltaPath
 def staging_table(output: TableName, staging_schema: str, run_id: str) -> TableName:
     """Where a run writes its candidate: in a schema of its own, never the output's.
 
-    Consumers are granted the whole output schema, so a candidate beside the output
+    Consumers may be granted the whole output schema, so a candidate beside the output
     would be visible to them before the audit passed it.
     """
     name = STAGING_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", run_id).lower()
@@ -220,48 +217,63 @@ def check_constraints(contract: OutputContract) -> dict[str, str]:
     return constraints
 
 
-def governance(output: Table, contract: OutputContract, state: TableState | None = None) -> list[str]:
-    """The statements that make the table say what the contract says.
+def relaxations(output: Table, contract: OutputContract, state: TableState) -> list[str]:
+    """What must go before the new rows are written: constraints the contract dropped or
+    changed, and NOT NULL on columns it now allows to be NULL.
 
-    With the table's current `state`, only what differs is changed, so that a run with
-    an unchanged contract commits nothing but its rows; without it, everything is
-    (re)stated. Comments and properties follow the contract; NOT NULL and CHECK
-    constraints mirror its required columns and row rules, and constraints this
-    product once made (`ca_*`) for rules the contract no longer has are dropped.
-    Grants are apart (`grants`): not every catalog has them.
+    The old rows satisfy everything, so these never fail; leaving them for later would let
+    a changed contract reject the audited rows.
+    """
+    table = output.quoted
+    wanted = check_constraints(contract)
+    statements = [
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {identifier('constraint', name)}"
+        for name, condition in state.constraints.items()
+        if (name in wanted and not _same_condition(condition, wanted[name]))
+        or (name not in wanted and name.startswith(CONSTRAINT_PREFIX))
+    ]
+    required = set(contract.required_columns)
+    statements.extend(
+        f"ALTER TABLE {table} ALTER COLUMN {identifier('column', name)} DROP NOT NULL"
+        for name in contract.spark_schema.names
+        if name not in required and name not in state.nullable_columns
+    )
+    return statements
+
+
+def governance(output: Table, contract: OutputContract, state: TableState) -> list[str]:
+    """What goes after the new rows are written: the table made to say what the contract says.
+
+    Only what differs from the table's current `state` is changed, so that a run with an
+    unchanged contract commits nothing but its rows. The rows have passed the audit, which
+    checks the same rules, so the constraints added here hold for them. Comments and
+    properties follow the contract; NOT NULL and CHECK constraints mirror its required
+    columns and row rules (`relaxations` has removed the ones it no longer has). Grants are
+    apart (`grants`): not every catalog has them.
     """
     table = output.quoted
     statements = []
-    if state is None or state.comment != contract.table_description:
+    if state.comment != contract.table_description:
         statements.append(f"COMMENT ON TABLE {table} IS {string_literal(contract.table_description)}")
-    wanted = table_properties(contract)
-    changed = {k: v for k, v in wanted.items() if state is None or state.properties.get(k) != v}
+    changed = {k: v for k, v in table_properties(contract).items() if state.properties.get(k) != v}
     if changed:
         pairs = ", ".join(f"{string_literal(k)} = {string_literal(v)}" for k, v in changed.items())
         statements.append(f"ALTER TABLE {table} SET TBLPROPERTIES ({pairs})")
     statements.extend(
         f"ALTER TABLE {table} ALTER COLUMN {identifier('column', name)} COMMENT {string_literal(description)}"
         for name, description in contract.column_descriptions.items()
-        if state is None or state.column_comments.get(name) != description
+        if state.column_comments.get(name) != description
     )
     statements.extend(
         f"ALTER TABLE {table} ALTER COLUMN {identifier('column', name)} SET NOT NULL"
         for name in contract.required_columns
-        if state is None or name in state.nullable_columns
+        if name in state.nullable_columns
     )
-    constraints = check_constraints(contract)
-    existing = state.constraints if state is not None else {}
-    for name, condition in constraints.items():
-        if name in existing and _same_condition(existing[name], condition):
-            continue
-        quoted = identifier("constraint", name)
-        if state is None or name in existing:
-            statements.append(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {quoted}")
-        statements.append(f"ALTER TABLE {table} ADD CONSTRAINT {quoted} CHECK ({condition})")
+    existing = state.constraints
     statements.extend(
-        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {identifier('constraint', name)}"
-        for name in existing
-        if name.startswith(CONSTRAINT_PREFIX) and name not in constraints
+        f"ALTER TABLE {table} ADD CONSTRAINT {identifier('constraint', name)} CHECK ({condition})"
+        for name, condition in check_constraints(contract).items()
+        if not (name in existing and _same_condition(existing[name], condition))
     )
     return statements
 

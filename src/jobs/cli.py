@@ -156,21 +156,24 @@ def _catalog_arguments(parser: argparse.ArgumentParser, source: bool) -> None:
     if source:
         parser.add_argument("--source-schema", help="schema of the raw input tables")
     parser.add_argument("--output-schema", help="schema of the output table customer_activity")
-    parser.add_argument(
-        "--staging-schema",
-        help="schema where a build stages its candidate, unseen by consumers (default: <output-schema>_staging)",
-    )
+    if source:
+        parser.add_argument(
+            "--staging-schema",
+            help="schema where a build stages its candidate, unseen by consumers (default: <output-schema>_staging)",
+        )
 
 
 def _output(args: argparse.Namespace) -> OutputLocation:
+    # Only `build` stages a candidate, so only it has --staging-schema.
+    staging_schema = getattr(args, "staging_schema", None)
     if args.output_dir is not None:
-        if args.catalog or args.output_schema or args.staging_schema:
+        if args.catalog or args.output_schema or staging_schema:
             raise ConfigurationError("give either --output-dir or --catalog with --output-schema, not both")
         return OutputLocation(directory=args.output_dir)
     if not (args.catalog and args.output_schema):
         raise ConfigurationError("give --output-dir, or --catalog and --output-schema")
     return OutputLocation(
-        table=TableName(args.catalog, args.output_schema, OUTPUT_TABLE), staging_schema=args.staging_schema
+        table=TableName(args.catalog, args.output_schema, OUTPUT_TABLE), staging_schema=staging_schema
     )
 
 

@@ -129,8 +129,14 @@ class StagingArea:
     def __enter__(self) -> StagingArea:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.discard()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        try:
+            self.discard()
+        except Exception:
+            if exc_type is None:
+                raise
+            # The run has already failed: its own error is the one to report.
+            logger.exception("the staged candidate %s could not be removed", self.table)
 
     def write(self, candidate: DataFrame) -> DataFrame:
         """Write the candidate where no consumer looks; return it read back, for the audit."""
@@ -147,20 +153,36 @@ class StagingArea:
         Call it only once the audit has passed the frame `write` returned.
         """
         target = self.output.target
+        existed = _exists(self._spark, target)
         self._spark.sql(catalog.create_table(target, contract))
-        differences = contract.schema_differences(self._spark.read.table(target.quoted).schema)
-        if differences:
-            raise ContractDefinitionError(
-                f"{target} exists with a schema other than the contract's ({'; '.join(differences)}). "
-                "A changed schema needs a new output table (a new major version of the contract) or a migration."
-            )
-        for statement in catalog.governance(target, contract, table_state(self._spark, target)):
-            self._spark.sql(statement)
-        _grant(self._spark, target, contract)
-        self._spark.sql(catalog.replace_rows(target, self.table, contract))
+        try:
+            differences = contract.schema_differences(self._spark.read.table(target.quoted).schema)
+            if differences:
+                raise ContractDefinitionError(
+                    f"{target} exists with a schema other than the contract's ({'; '.join(differences)}). "
+                    "A changed schema needs a new output table (a new major version of the contract) or a migration."
+                )
+            state = table_state(self._spark, target)
+            for statement in catalog.relaxations(target, contract, state):
+                self._spark.sql(statement)
+            self._spark.sql(catalog.replace_rows(target, self.table, contract))
+        except Exception:
+            if not existed:
+                # An empty table would break the contract (it requires rows): no table is better.
+                self._drop(target)
+            raise
         version = current_version(self._spark, target)
         logger.info("published %s as Delta version %d", target, version)
+        for statement in catalog.governance(target, contract, state):
+            self._spark.sql(statement)
+        _grant(self._spark, target, contract)
         return version
+
+    def _drop(self, table: Table) -> None:
+        if isinstance(table, TableName):
+            self._spark.sql(catalog.drop_table(table))
+        else:
+            shutil.rmtree(table.path, ignore_errors=True)
 
     def discard(self) -> None:
         """Remove the staged candidate, published or not."""
@@ -170,6 +192,12 @@ class StagingArea:
         shutil.rmtree(self.table.path, ignore_errors=True)
         with contextlib.suppress(OSError):
             self.table.path.parent.rmdir()
+
+
+def _exists(spark: SparkSession, table: Table) -> bool:
+    if isinstance(table, DeltaPath):
+        return (table.path / "_delta_log").is_dir()
+    return bool(spark.catalog.tableExists(str(table)))
 
 
 def _grant(spark: SparkSession, target: Table, contract: OutputContract) -> None:
@@ -212,37 +240,58 @@ def table_state(spark: SparkSession, table: Table) -> TableState:
     )
 
 
-def _history(spark: SparkSession, table: Table) -> list[tuple[int, str]]:
-    """(version, operation) of every commit, newest first."""
-    rows = spark.sql(f"DESCRIBE HISTORY {table.quoted}").select("version", "operation").collect()
-    return sorted(((int(r.version), str(r.operation)) for r in rows), reverse=True)
-
-
 def current_version(spark: SparkSession, table: Table) -> int:
-    return _history(spark, table)[0][0]
+    row = spark.sql(f"DESCRIBE HISTORY {table.quoted} LIMIT 1").select("version").first()
+    if row is None:  # every Delta table has at least its creating commit
+        raise RuntimeError(f"{table} has no history")
+    return int(row.version)
+
+
+def _live_rows(history: list[tuple[int, str, int | None]]) -> int:
+    """The version whose rows are published now: a RESTORE serves the rows of the version it restored."""
+    by_version = {version: (operation, restored) for version, operation, restored in history}
+    version = next(v for v, operation, _ in history if operation in _PUBLISHING_OPERATIONS)
+    while by_version[version][0] == "RESTORE" and by_version[version][1] in by_version:
+        version = by_version[version][1] or version
+    return version
 
 
 def restore(spark: SparkSession, output: OutputLocation, version: int | None = None) -> tuple[int, int]:
-    """Bring back an earlier published version in one transaction; returns (restored, new version).
+    """Bring back earlier published rows in one transaction; returns (restored, new version).
 
-    Without `version`, the rows published before the current ones come back: for the
-    day a contract-valid but wrong table went out. Constraints still apply.
+    Without `version`, the rows published before the live ones come back (also after an
+    earlier restore): for the day a contract-valid but wrong table went out. Delta restores
+    that version's metadata too; the next build brings it in line with the contract again.
     """
     target = output.target
-    if isinstance(target, DeltaPath) and not (target.path / "_delta_log").is_dir():
-        raise ConfigurationError(f"nothing is published at {target}")
-    published = [v for v, operation in _history(spark, target) if operation in _PUBLISHING_OPERATIONS]
+    try:
+        rows = spark.sql(f"DESCRIBE HISTORY {target.quoted}").collect()
+    except Exception as error:  # noqa: BLE001 - Spark names a missing table with errors of several kinds
+        raise ConfigurationError(f"nothing is published at {target} ({str(error).splitlines()[0]})") from None
+    history = sorted(
+        ((int(r.version), str(r.operation), _restored_version(r.operationParameters)) for r in rows),
+        reverse=True,
+    )
+    writes = [v for v, operation, _ in history if operation == "WRITE"]
+    live = _live_rows(history) if writes else None
     if version is None:
-        if len(published) < 2:
+        earlier = [v for v in writes if live is not None and v < live]
+        if not earlier:
             raise ConfigurationError(f"{target} has no earlier published version to restore")
-        version = published[1]
-    elif version not in published:
+        version = earlier[0]
+    elif version not in writes:
         raise ConfigurationError(
-            f"version {version} of {target} is not a published version; published: "
-            + ", ".join(str(v) for v in published)
+            f"version {version} of {target} is not a published version; published: " + ", ".join(map(str, writes))
         )
+    elif version == live:
+        raise ConfigurationError(f"version {version} of {target} is the one published now")
     spark.sql(f"RESTORE TABLE {target.quoted} TO VERSION AS OF {int(version)}")
     return version, current_version(spark, target)
+
+
+def _restored_version(parameters: dict[str, str] | None) -> int | None:
+    value = (parameters or {}).get("version")
+    return int(value) if value is not None and str(value).isdigit() else None
 
 
 def read_published(spark: SparkSession, output: OutputLocation) -> DataFrame:

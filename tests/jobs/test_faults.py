@@ -84,6 +84,19 @@ def test_a_commit_whose_write_tasks_die(sample_source, output_copy, baseline, mo
     assert_untouched(output_copy, *baseline)
 
 
+def test_a_first_commit_that_dies_leaves_no_table_behind(sample_source, tmp_path, monkeypatch):
+    """The table was created for this run; an empty one would break the contract."""
+    real = catalog.replace_rows
+
+    def dying(*args: object, **kwargs: object) -> str:
+        return real(*args, **kwargs).replace(" SELECT ", " SELECT /* injected */ ", 1) + " WHERE raise_error('died')"
+
+    monkeypatch.setattr(catalog, "replace_rows", dying)
+    assert build(sample_source, tmp_path / "out") == EXIT_INTERNAL_ERROR
+    assert not (tmp_path / "out" / "customer_activity").exists()
+    assert run_report(tmp_path / "out")["status"] == "failed"
+
+
 def test_a_failure_while_governing_the_table(sample_source, output_copy, baseline, monkeypatch):
     monkeypatch.setattr(publishing, "table_state", fail("injected: the catalog did not answer"))
     assert build(sample_source, output_copy) == EXIT_INTERNAL_ERROR

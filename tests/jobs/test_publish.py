@@ -130,12 +130,18 @@ def test_a_rebuild_commits_one_version_and_the_previous_stays_readable_then_rest
     assert f"to its version {first_version}; it is now version {second_version + 1}" in capsys.readouterr().out
     assert published(output_copy).sort_by("organization_id").equals(first.sort_by("organization_id"))
     assert published(output_copy, version=second_version).equals(second)
+    # The rows just rolled back are not "the previous version" of a second restore.
+    assert main(["restore", "--output-dir", str(output_copy)]) == EXIT_USAGE
+    assert "has no earlier published version to restore" in capsys.readouterr().err
 
 
 @pytest.mark.e2e
 def test_restore_names_what_cannot_be_restored(output_copy, tmp_path, capsys):
-    assert main(["restore", "--output-dir", str(output_copy), "--version", "2"]) == EXIT_USAGE
-    assert "version 2 of" in capsys.readouterr().err
+    live = delta_table(output_copy).version()
+    assert main(["restore", "--output-dir", str(output_copy), "--version", str(live + 1)]) == EXIT_USAGE
+    assert f"version {live + 1} of" in capsys.readouterr().err
+    assert main(["restore", "--output-dir", str(output_copy), "--version", str(live)]) == EXIT_USAGE
+    assert "is the one published now" in capsys.readouterr().err
     assert main(["restore", "--output-dir", str(tmp_path / "nothing")]) == EXIT_USAGE
     assert "nothing is published at" in capsys.readouterr().err
 
