@@ -237,7 +237,11 @@ class RecordingSession:
     def __init__(self, schema):
         self.statements: list[str] = []
         self.read = self
+        self.catalog = self
         self._schema = schema
+
+    def tableExists(self, name: str) -> bool:  # noqa: N802 - Spark's Catalog API spells it so
+        return True
 
     def sql(self, statement: str) -> None:
         self.statements.append(statement)
