@@ -93,6 +93,10 @@ class DeltaPath:
     def quoted(self) -> str:
         return f"delta.`{self.path.absolute()}`"
 
+    @property
+    def exists(self) -> bool:
+        return (self.path / "_delta_log").is_dir()
+
     def __str__(self) -> str:
         return str(self.path)
 

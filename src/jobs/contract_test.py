@@ -21,9 +21,10 @@ from pyspark.sql import DataFrame, SparkSession
 from rich.console import Console
 
 from customer_activity.jobs import secrets
-from customer_activity.jobs.catalog import identifier
+from customer_activity.jobs.catalog import DeltaPath, identifier
 from customer_activity.jobs.contract import OUTPUT_SCHEMA, load_contract
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_OK, ConfigurationError
+from customer_activity.jobs.marketplace import HOST_VARIABLE
 from customer_activity.jobs.publishing import OutputLocation, read_published
 from customer_activity.jobs.secrets import Secret
 from customer_activity.jobs.session import create_spark_session
@@ -49,7 +50,7 @@ class ResultsTarget:
             api_key = secrets.api_key_from_databricks(secret_scope, secret_key)
         if api_key is None:
             return None
-        return cls(host=host or os.environ.get("ENTROPY_DATA_HOST") or None, api_key=api_key)
+        return cls(host=host or os.environ.get(HOST_VARIABLE) or None, api_key=api_key)
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,12 @@ class ContractTestConfig:
     results_host: str | None = None
 
     def __post_init__(self) -> None:
-        if self.output.directory is not None:
+        target = self.output.target
+        if isinstance(target, DeltaPath):
             if self.server not in (None, LOCAL_SERVER):
                 raise ConfigurationError(f"a local output is tested on the server {LOCAL_SERVER!r}")
-            if not (Path(self.output.published) / "_delta_log").is_dir():
-                raise ConfigurationError(f"nothing is published at {self.output.published}")
+            if not target.exists:
+                raise ConfigurationError(f"nothing is published at {target}")
 
 
 def test_contract(config: ContractTestConfig) -> int:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
 
 from customer_activity.jobs import catalog
 from customer_activity.jobs.catalog import DeltaPath, Table, TableName, TableState
@@ -98,8 +99,8 @@ class OutputLocation:
         """A local output that is not a Delta table (an older Parquet output, a file) is named now."""
         if self.directory is None:
             return
-        published = self.directory / OUTPUT_TABLE
-        if published.is_symlink() or (published.exists() and not (published / "_delta_log").is_dir()):
+        published = DeltaPath(self.directory / OUTPUT_TABLE)
+        if published.path.is_symlink() or (published.path.exists() and not published.exists):
             raise ConfigurationError(
                 f"{published} exists and is not a Delta table (an output of an earlier version of this job?): "
                 "move it away or choose another --output-dir"
@@ -156,13 +157,14 @@ class StagingArea:
         existed = _exists(self._spark, target)
         self._spark.sql(catalog.create_table(target, contract))
         try:
-            differences = contract.schema_differences(self._spark.read.table(target.quoted).schema)
+            schema = self._spark.read.table(target.quoted).schema
+            differences = contract.schema_differences(schema)
             if differences:
                 raise ContractDefinitionError(
                     f"{target} exists with a schema other than the contract's ({'; '.join(differences)}). "
                     "A changed schema needs a new output table (a new major version of the contract) or a migration."
                 )
-            state = table_state(self._spark, target)
+            state = table_state(self._spark, target, schema)
             for statement in catalog.relaxations(target, contract, state):
                 self._spark.sql(statement)
             self._spark.sql(catalog.replace_rows(target, self.table, contract))
@@ -186,17 +188,15 @@ class StagingArea:
 
     def discard(self) -> None:
         """Remove the staged candidate, published or not."""
-        if isinstance(self.table, TableName):
-            self._spark.sql(catalog.drop_table(self.table))
-            return
-        shutil.rmtree(self.table.path, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            self.table.path.parent.rmdir()
+        self._drop(self.table)
+        if isinstance(self.table, DeltaPath):
+            with contextlib.suppress(OSError):
+                self.table.path.parent.rmdir()
 
 
 def _exists(spark: SparkSession, table: Table) -> bool:
     if isinstance(table, DeltaPath):
-        return (table.path / "_delta_log").is_dir()
+        return table.exists
     return bool(spark.catalog.tableExists(str(table)))
 
 
@@ -217,8 +217,8 @@ def _grant(spark: SparkSession, target: Table, contract: OutputContract) -> None
         spark.sql(statement)
 
 
-def table_state(spark: SparkSession, table: Table) -> TableState:
-    """The comment, properties, column comments and nullability a table has now."""
+def table_state(spark: SparkSession, table: Table, schema: StructType) -> TableState:
+    """The comment, properties, column comments and nullability (from `schema`, as read) a table has now."""
     described = spark.sql(f"DESCRIBE TABLE EXTENDED {table.quoted}").collect()
     columns: dict[str, str] = {}
     comment = None
@@ -231,7 +231,6 @@ def table_state(spark: SparkSession, table: Table) -> TableState:
         elif not in_columns and row.col_name == "Comment":
             comment = row.data_type
     properties = {row.key: row.value for row in spark.sql(f"SHOW TBLPROPERTIES {table.quoted}").collect()}
-    schema = spark.read.table(table.quoted).schema
     return TableState(
         comment=comment,
         properties=properties,
@@ -249,10 +248,10 @@ def current_version(spark: SparkSession, table: Table) -> int:
 
 def _live_rows(history: list[tuple[int, str, int | None]]) -> int:
     """The version whose rows are published now: a RESTORE serves the rows of the version it restored."""
-    by_version = {version: (operation, restored) for version, operation, restored in history}
+    restored_by = {version: restored for version, operation, restored in history if operation == "RESTORE"}
     version = next(v for v, operation, _ in history if operation in _PUBLISHING_OPERATIONS)
-    while by_version[version][0] == "RESTORE" and by_version[version][1] in by_version:
-        version = by_version[version][1] or version
+    while (restored := restored_by.get(version)) is not None:
+        version = restored
     return version
 
 
@@ -273,9 +272,11 @@ def restore(spark: SparkSession, output: OutputLocation, version: int | None = N
         reverse=True,
     )
     writes = [v for v, operation, _ in history if operation == "WRITE"]
-    live = _live_rows(history) if writes else None
+    if not writes:
+        raise ConfigurationError(f"nothing is published at {target}")
+    live = _live_rows(history)
     if version is None:
-        earlier = [v for v in writes if live is not None and v < live]
+        earlier = [v for v in writes if v < live]
         if not earlier:
             raise ConfigurationError(f"{target} has no earlier published version to restore")
         version = earlier[0]

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from customer_activity.jobs.errors import EXIT_OK
+from customer_activity.transforms.input_ports import INPUT_PORTS
 
 PLATFORMS = ("databricks", "snowflake", "bigquery", "s3", "postgres")
 CONTRACT_STATUSES = ("draft", "active", "active", "deprecated", "retired")
@@ -328,16 +329,11 @@ def _assets(gen: _Generator, table: _Table, organization_id: str) -> None:
 
 def _rows_without_keys(gen: _Generator, tables: dict[str, _Table]) -> None:
     """A few rows per versioned table whose key is NULL: not entities, to be dropped."""
-    keys = {
-        "organization": "organization_id",
-        "organization_member": "organization_member_id",
-        "data_product": "data_product_id",
-        "asset": "asset_id",
-        "output_port": "output_port_id",
-        "data_contract": "data_contract_id",
-    }
-    for name, key in keys.items():
-        table = tables[name]
+    # Only versioned tables drop rows without a key; test results keep them all.
+    for name, port in INPUT_PORTS.items():
+        if not port.versioned:
+            continue
+        key, table = port.key, tables[name]
         for _ in range(max(1, table.rows // 200)):
             row = {column: values[gen.rng.randrange(table.rows)] for column, values in table.columns.items()}
             row[key] = None
