@@ -1,0 +1,115 @@
+"""CI's contract guard, run as CI runs it: in a clone, against the target branch's commit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from customer_activity_testing.paths import REPOSITORY
+
+GUARD = Path(".ci") / "contract_guard.py"
+CONTRACT = Path("datacontracts") / "customer_activity_v1.odcs.yaml"
+
+
+def git(repository: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.com", *args],
+        cwd=repository,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    """A repository whose one commit, the target branch, holds today's contract and guard."""
+    repository = tmp_path / "repository"
+    for path in (GUARD, CONTRACT):
+        (repository / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPOSITORY / path, repository / path)
+    git(repository, "init", "--quiet", "--initial-branch=main")
+    git(repository, "add", ".")
+    git(repository, "commit", "--quiet", "-m", "target branch")
+    return repository
+
+
+def edit_contract(repository: Path, version: str | None = None, drop: str | None = None) -> None:
+    contract = yaml.safe_load((repository / CONTRACT).read_text())
+    if version is not None:
+        contract["version"] = version
+    if drop is not None:
+        [schema] = contract["schema"]
+        schema["properties"] = [p for p in schema["properties"] if p["name"] != drop]
+    (repository / CONTRACT).write_text(yaml.safe_dump(contract, sort_keys=False))
+
+
+def run_guard(repository: Path, summary: Path) -> subprocess.CompletedProcess[str]:
+    base = git(repository, "rev-parse", "main")
+    return subprocess.run(
+        [sys.executable, str(repository / GUARD), base],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)},
+    )
+
+
+def test_the_workflow_runs_this_guard_against_the_target_branch():
+    workflow = yaml.safe_load((REPOSITORY / ".github" / "workflows" / "data-product.yml").read_text())
+    runs = [step.get("run", "") for step in workflow["jobs"]["contract"]["steps"]]
+    assert any(run.startswith(f"python {GUARD.as_posix()} ") for run in runs)
+
+
+def test_a_removed_column_under_the_same_major_version_fails_with_the_changelog_in_the_summary(clone, tmp_path):
+    edit_contract(clone, version="1.1.0", drop="assets_total")
+    summary = tmp_path / "summary.md"
+
+    result = run_guard(clone, summary)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "$ datacontract lint datacontracts/customer_activity_v1.odcs.yaml" in result.stdout
+    assert "without a new major version (1.0.0 -> 1.1.0)" in result.stdout
+    text = summary.read_text()
+    assert "❌ `datacontracts/customer_activity_v1.odcs.yaml`" in text
+    assert "schema.customer_activity.properties.assets_total" in text.split("<summary>Changelog</summary>")[1]
+
+
+def test_the_same_change_released_as_a_new_major_version_passes(clone, tmp_path):
+    edit_contract(clone, version="2.0.0", drop="assets_total")
+
+    result = run_guard(clone, tmp_path / "summary.md")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "released as a new major version (1.0.0 -> 2.0.0)" in result.stdout
+
+
+def test_a_contract_that_is_not_valid_odcs_fails_at_lint(clone, tmp_path):
+    text = (clone / CONTRACT).read_text().replace("logicalType: timestamp", "logicalType: datetime", 1)
+    (clone / CONTRACT).write_text(text)
+
+    result = run_guard(clone, tmp_path / "summary.md")
+
+    assert result.returncode == 1
+    assert "'datetime' is not one of" in result.stdout
+    assert "`datacontract lint` failed" in result.stdout
+    assert "$ datacontract breaking" not in result.stdout
+
+
+def test_an_unknown_base_revision_is_a_usage_error(clone, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(clone / GUARD), "origin/no-such-branch"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "'origin/no-such-branch' is not in this clone" in result.stderr
