@@ -5,6 +5,7 @@
     python3 dev.py test  [pytest options]                  # the test suite
     python3 dev.py check                                   # static checks: ruff, mypy
     python3 dev.py bench [benchmarks/run.py options]       # the performance benchmark
+    python3 dev.py wheel [--wheel-dir DIR]                 # the wheel the bundle deploys
     python3 dev.py shell-env                               # only create/refresh .venv
 
 Needs Python 3.11+ and Java 17+ (PySpark 4). Everything else goes into `.venv`,
@@ -20,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -32,6 +34,8 @@ SOURCES = ROOT / "src"
 # times faster than pip; it is itself installed from the package index with pip.
 UV_VERSION = "0.13.9"
 MIN_JAVA = 17
+# setup.py appends this build label to the release version.
+BUILD_LABEL_VARIABLE = "CUSTOMER_ACTIVITY_BUILD_LABEL"
 
 
 def fail(message: str) -> None:
@@ -115,6 +119,31 @@ def static_checks(argv: list[str]) -> int:
     return 0
 
 
+def build_wheel(argv: list[str]) -> int:
+    """The wheel the Databricks bundle deploys, alone in its directory (default dist/).
+
+    Its version is the release with a label of this build, `+<UTC time>.g<commit>`
+    (see setup.py): serverless environments cache a wheel by name and version, so a
+    redeployed fix needs a version no earlier deployment used. Needs only pip, no .venv:
+    the bundle builds it on the deploying machine.
+    """
+    wheel_dir = Path(argv[argv.index("--wheel-dir") + 1]) if "--wheel-dir" in argv else ROOT / "dist"
+    # The bundle installs `dist/*.whl`: an older wheel left beside the new one would be installed too.
+    for old in wheel_dir.glob("*.whl"):
+        old.unlink()
+    label = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if commit:
+        label += f".g{commit}"
+    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheel_dir), str(ROOT)]
+    result = subprocess.run(command, env={**os.environ, BUILD_LABEL_VARIABLE: label}, check=False)
+    if result.returncode == 0:
+        print(f"dev.py: built {', '.join(p.name for p in sorted(wheel_dir.glob('*.whl')))}")
+    return result.returncode
+
+
 def main(argv: list[str]) -> int:
     commands = {
         "run": [str(BIN / "customer-activity"), "run"],
@@ -122,10 +151,13 @@ def main(argv: list[str]) -> int:
         "bench": [str(BIN / "python"), str(ROOT / "benchmarks" / "run.py")],
         "check": None,
         "shell-env": None,
+        "wheel": None,
     }
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
+    if argv[0] == "wheel":
+        return build_wheel(argv[1:])
     ensure_environment()
     if argv[0] == "check":
         return static_checks(argv[1:])

@@ -142,7 +142,10 @@ class StagingArea:
     def write(self, candidate: DataFrame) -> DataFrame:
         """Write the candidate where no consumer looks; return it read back, for the audit."""
         if isinstance(self.table, TableName):
-            self._spark.sql(catalog.create_schema(self.table.catalog, self.table.schema))
+            # The bundle deploys the staging schema. Only a run outside it needs to create
+            # one, and only then does its identity need CREATE SCHEMA on the catalog.
+            if not self._spark.catalog.databaseExists(f"{self.table.catalog}.{self.table.schema}"):
+                self._spark.sql(catalog.create_schema(self.table.catalog, self.table.schema))
             candidate.write.format(TABLE_FORMAT).mode("error").saveAsTable(self.table.quoted)
         else:
             candidate.write.format(TABLE_FORMAT).mode("error").save(str(self.table.path))

@@ -16,6 +16,7 @@ import yaml
 from databricks.bundles.jobs import Job
 
 VARIABLE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
+RESOURCE = re.compile(r"\$\{resources\.([a-z_]+)\.([A-Za-z0-9_-]+)\.[A-Za-z0-9_.]+\}")
 
 
 def load(root: Path) -> dict:
@@ -94,6 +95,17 @@ def reference_problems(bundle: dict, scripts: set[str], wheel: str) -> list[str]
                     if used not in parameters
                 )
     return problems
+
+
+def resource_problems(bundle: dict) -> list[str]:
+    """Every `${resources.<kind>.<key>.<field>}` names a resource the bundle defines."""
+    defined = bundle.get("resources", {})
+    return [
+        f"{text}: no resources.{kind}.{key} in the bundle"
+        for text in _strings(bundle)
+        for kind, key in RESOURCE.findall(text)
+        if key not in defined.get(kind, {})
+    ]
 
 
 def _strings(value: object) -> Iterator[str]:

@@ -136,3 +136,42 @@ def test_the_dev_target_is_the_default_and_runs_in_development_mode(bundle):
     assert bundle["targets"]["dev"]["default"] is True
     assert bundle["targets"]["dev"]["mode"] == "development"
     assert bundle["targets"]["prod"]["mode"] == "production"
+
+
+def parameter(bundle: dict, name: str) -> str:
+    return next(p["default"] for p in job(bundle)["parameters"] if p["name"] == name)
+
+
+def test_the_job_reads_and_writes_the_schemas_the_bundle_deploys(bundle):
+    schemas = bundle["resources"]["schemas"]
+    assert checks.resource_problems(bundle) == []
+    assert parameter(bundle, "output_schema") == "${resources.schemas.output.name}"
+    assert parameter(bundle, "staging_schema") == "${resources.schemas.staging.name}"
+    build = task(bundle, "build")["python_wheel_task"]["parameters"]
+    assert build[build.index("--staging-schema") + 1] == "{{job.parameters.staging_schema}}"
+    assert {s["catalog_name"] for s in schemas.values()} == {"${var.catalog}"}
+    # The build's own default staging schema, for runs outside the bundle.
+    assert schemas["staging"]["name"] == schemas["output"]["name"] + "_staging"
+    assert schemas["output"]["lifecycle"]["prevent_destroy"] is True
+
+
+def test_a_reference_to_a_schema_the_bundle_does_not_deploy_is_caught(broken):
+    job(broken)["parameters"][-1]["default"] = "${resources.schemas.stagign.name}"
+    assert checks.resource_problems(broken) == [
+        "${resources.schemas.stagign.name}: no resources.schemas.stagign in the bundle"
+    ]
+
+
+def test_the_daily_batch_runs_on_cost_efficient_serverless_compute(bundle):
+    settings = job(bundle)
+    assert settings["performance_target"] == "STANDARD"
+    assert {t["environment_key"] for t in settings["tasks"]} == {"default"}
+    assert not [t for t in settings["tasks"] if "job_cluster_key" in t or "existing_cluster_id" in t]
+
+
+def test_the_deployed_wheel_is_built_with_a_version_of_its_own(bundle):
+    [artifact] = bundle["artifacts"].values()
+    assert artifact["type"] == "whl"
+    assert artifact["build"] == "python3 dev.py wheel"
+    environment = job(bundle)["environments"][0]["spec"]
+    assert environment["dependencies"] == ["../dist/*.whl"]

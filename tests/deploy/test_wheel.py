@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -20,18 +21,45 @@ from customer_activity_testing.paths import REPOSITORY
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built the way the bundle's artifact builds it."""
-    dist = tmp_path_factory.mktemp("dist")
+def build_wheel(wheel_dir: Path) -> Path:
+    """Built with the bundle artifact's own command, into `wheel_dir`."""
+    command = bundle_checks.load(REPOSITORY)["artifacts"]["customer_activity_wheel"]["build"].split()
+    assert command[:3] == ["python3", "dev.py", "wheel"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(REPOSITORY)],
+        [sys.executable, *command[1:], "--wheel-dir", str(wheel_dir)],
+        cwd=REPOSITORY,
         check=True,
         capture_output=True,
         timeout=600,
     )
-    [built] = dist.glob("*.whl")
+    [built] = wheel_dir.glob("*.whl")
     return built
+
+
+def wheel_version(wheel: Path) -> str:
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    return next(line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("Version: "))
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheel(tmp_path_factory.mktemp("dist"))
+
+
+def test_every_build_has_a_version_of_its_own_and_leaves_no_older_wheel_beside_it(wheel, tmp_path):
+    """Serverless environments cache a wheel by name and version: a redeploy needs a new one."""
+    (tmp_path / "customer_activity-0.9.0-py3-none-any.whl").write_bytes(b"an older build")
+    (tmp_path / "notes.txt").write_text("not a wheel: kept")
+
+    again = build_wheel(tmp_path)
+
+    first, second = wheel_version(wheel), wheel_version(again)
+    assert first != second
+    assert re.fullmatch(r"\d+\.\d+\.\d+\+\d{20}(\.g[0-9a-f]+)?", second), second
+    assert first.split("+")[0] == second.split("+")[0]
+    assert again.name == f"customer_activity-{second}-py3-none-any.whl"
+    assert (tmp_path / "notes.txt").exists()
 
 
 def test_the_wheel_is_named_as_the_jobs_package_name_and_carries_the_contract(wheel):
