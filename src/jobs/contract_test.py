@@ -1,9 +1,11 @@
 """The consumer-side contract test: datacontract-cli checks the *published* output.
 
 The pre-publish audit guards what gets published; this test looks at the table the
-way a consumer does, with the contract's own tool, against one of its servers.
-Results are published to the marketplace when an API key is configured; a failed
-publication is reported and never changes the verdict.
+way a consumer does, with the contract's own tool, against one of its servers: on
+Databricks the catalog table (`production`, on the job's Spark session), locally the
+Delta table as DuckDB reads it (`local`), exactly as the plain
+`datacontract test --server local` does. Results are published to the marketplace
+when an API key is configured; a failed publication is reported and never changes the verdict.
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ from pathlib import Path
 from datacontract.data_contract import DataContract
 from datacontract.model.run import ResultEnum, Run
 from datacontract.output.test_results_writer import write_test_result
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from rich.console import Console
 
 from customer_activity.jobs import secrets
 from customer_activity.jobs.catalog import DeltaPath, identifier
-from customer_activity.jobs.contract import OUTPUT_SCHEMA, load_contract
+from customer_activity.jobs.contract import load_contract
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_OK, ConfigurationError
 from customer_activity.jobs.marketplace import HOST_VARIABLE
-from customer_activity.jobs.publishing import OutputLocation, read_published
+from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.jobs.secrets import Secret
 from customer_activity.jobs.session import create_spark_session
 
@@ -77,23 +79,26 @@ def test_contract(config: ContractTestConfig) -> int:
     """The `test-contract` command: test, print the result table, publish the results."""
     results = ResultsTarget.configured(config.secret_scope, config.secret_key, config.results_host)
     output = config.output
-    spark = create_spark_session()
-    if output.table is None:
+    target = output.target
+    if isinstance(target, DeltaPath):
         server = LOCAL_SERVER
-        run = verify_dataframe(spark, read_published(spark, output), config.contract_path, results)
+        run = verify_local(target.path, config.contract_path, results)
     else:
         server = config.server or PRODUCTION_SERVER
-        location = (output.table.catalog, output.table.schema)
-        run = verify_server(spark, server, config.contract_path, location, results)
+        location = (target.catalog, target.schema)
+        run = verify_server(create_spark_session(), server, config.contract_path, location, results)
     print(f"Contract test of {output.published} (datacontract-cli, server '{server}'):")
     print_run(run)
     _report_publication(run, results)
     return EXIT_OK if _passed(run) else EXIT_CONTRACT_VIOLATION
 
 
-def check_published(spark: SparkSession, output: OutputLocation, contract_path: Path | None = None) -> bool:
+def check_published(output: OutputLocation, contract_path: Path | None = None) -> bool:
     """Test a just-published local output; print the result table only when it fails."""
-    run = verify_dataframe(spark, read_published(spark, output), contract_path)
+    target = output.target
+    if not isinstance(target, DeltaPath):
+        raise ConfigurationError(f"{output.published} is not a local output")
+    run = verify_local(target.path, contract_path)
     passed = _passed(run)
     print()
     print(f"Contract test of the published output (datacontract-cli, server '{LOCAL_SERVER}'):")
@@ -104,16 +109,47 @@ def check_published(spark: SparkSession, output: OutputLocation, contract_path: 
     return passed
 
 
-def verify_dataframe(
-    spark: SparkSession, published: DataFrame, contract_path: Path | None = None, results: ResultsTarget | None = None
-) -> Run:
-    """Test a published output that is read as a DataFrame (the contract's `local` server).
+def install_duckdb_delta() -> None:
+    """DuckDB's delta extension, installed from its pinned package where DuckDB looks for it.
 
-    datacontract-cli's dataframe server finds the data as a view named like the
-    contract's schema, so the published output is registered under that name.
+    datacontract-cli reads a local Delta table with DuckDB's `delta_scan`, and DuckDB
+    would download the extension from its own server at first use: an unpinned binary,
+    and a failure wherever only the package index can be reached. Installed from the
+    package once (under ~/.duckdb, as `INSTALL delta` would), it also serves the plain
+    `datacontract test --server local`.
     """
-    published.createOrReplaceTempView(OUTPUT_SCHEMA)
-    return _test(spark, LOCAL_SERVER, contract_path, None, results)
+    # Only local runs read Delta with DuckDB; the wheel on Databricks has neither package.
+    try:
+        import duckdb  # noqa: PLC0415
+        import duckdb_extension_delta  # noqa: PLC0415
+    except ImportError as error:
+        raise ConfigurationError(
+            f"testing a local output needs DuckDB and its delta extension ({error.name} is missing): "
+            "install the project's `local` extra (python3 dev.py shell-env does)"
+        ) from None
+    connection = duckdb.connect()
+    try:
+        query = "SELECT installed FROM duckdb_extensions() WHERE extension_name = 'delta'"
+        installed = connection.sql(query).fetchone()
+        if installed is not None and installed[0]:
+            return
+        extension = Path(duckdb_extension_delta.__file__).parent / "extensions" / f"v{duckdb.__version__}"
+        extension /= "delta.duckdb_extension"
+        if not extension.is_file():
+            raise ConfigurationError(
+                f"duckdb-extension-delta has no build for DuckDB {duckdb.__version__} ({extension} is missing): "
+                "pin the two to the same version"
+            )
+        connection.install_extension(str(extension))
+        logger.info("installed DuckDB's delta extension from %s", extension)
+    finally:
+        connection.close()
+
+
+def verify_local(table: Path, contract_path: Path | None = None, results: ResultsTarget | None = None) -> Run:
+    """Test a local Delta table against the contract's `local` server, pointed at `table`."""
+    install_duckdb_delta()
+    return _test(None, LOCAL_SERVER, contract_path, None, results, path=table.absolute())
 
 
 def verify_server(
@@ -132,22 +168,29 @@ def verify_server(
 
 
 def _test(
-    spark: SparkSession,
+    spark: SparkSession | None,
     server: str,
     contract_path: Path | None,
     location: tuple[str, str] | None,
     results: ResultsTarget | None,
+    path: Path | None = None,
 ) -> Run:
     if location is not None:
         identifier("catalog", location[0])
         identifier("schema", location[1])
-    model = load_contract(contract_path).for_server(server, location)
+    model = load_contract(contract_path).for_server(server, location, path)
     # datacontract-cli takes its settings keyed by their environment variable names.
     config = {"ENTROPY_DATA_API_KEY": results.api_key.reveal()} if results else None
     if results and results.host:
         config = {**(config or {}), "ENTROPY_DATA_HOST": results.host}
+    # A file server is read with DuckDB (spark None); only catalog servers use the job's Spark
+    # session. datacontract-cli defaults `spark` to None but annotates it as a SparkSession.
     run = DataContract(
-        data_contract=model, spark=spark, server=server, publish_test_results=results is not None, config=config
+        data_contract=model,
+        spark=spark,  # type: ignore[arg-type]
+        server=server,
+        publish_test_results=results is not None,
+        config=config,
     ).test()
     logger.info("contract test on server %s: %s", server, run.result)
     return run

@@ -59,6 +59,6 @@ def run(config: LocalRunConfig) -> int:
     with Lineage.configure().closing() as lineage:
         report = run_build(spark, build, lineage)
     print(report.summary(build.output.report_path))
-    passed = check_published(spark, build.output)
+    passed = check_published(build.output)
     print(f"Done in {time.perf_counter() - started:.1f} s.")
     return EXIT_OK if passed else EXIT_CONTRACT_VIOLATION
