@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 from customer_activity.jobs.audit import CheckResult
+
+
+def code_version() -> str:
+    """The installed build of this product: on Databricks, tells which deployment ran."""
+    try:
+        return metadata.version("customer-activity")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 @dataclass
@@ -35,6 +44,7 @@ class RunReport:
     checks: list[CheckResult] = field(default_factory=list)
     durations_seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    code_version: str = field(default_factory=code_version)
 
     @property
     def checks_passed(self) -> int:
@@ -46,7 +56,8 @@ class RunReport:
     def summary(self, report_path: Path | None) -> str:
         """A short human summary of a build: rows per layer, checks, where the output is."""
         lines = [
-            f"Build {self.status}: as-of {self.as_of}, contract {self.contract_id} v{self.contract_version}",
+            f"Build {self.status}: as-of {self.as_of}, contract {self.contract_id} v{self.contract_version}"
+            f" (customer-activity {self.code_version})",
             "",
             f"  {'input table':<20} {'raw rows':>9} {'NULL keys':>9} {'superseded':>10} {'bad times':>9} {'staged':>9}",
         ]

@@ -138,6 +138,9 @@ def test_the_installed_wheels_entry_point_builds_over_spark_connect(wheel, sampl
 
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "Build succeeded" in finished.stdout
+    # The run says which build ran: the wheel's own version, not the checkout's.
+    assert f"(customer-activity {wheel_version(wheel)})" in finished.stdout
+    assert run_report(output)["code_version"] == wheel_version(wheel)
     published = {row["organization_id"]: row for row in published_rows(output).to_pylist()}
     expected = reference.customer_activity(sample_source, AS_OF)
     assert published.keys() == expected.keys()
