@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from datacontract.data_contract import DataContract
 
 from customer_activity.jobs.contract import default_contract_path
+from customer_activity_testing import bundle_checks
 from customer_activity_testing.paths import REPOSITORY, SHARED_SCHEMAS
 
 ODPS_FILE = REPOSITORY / "customer-activity.odps.yaml"
@@ -51,3 +53,78 @@ def test_the_readme_quickstart_has_exactly_two_commands_run_then_test():
     assert commands == ["python3 dev.py run", "python3 dev.py test"]
     ci = (REPOSITORY / ".ci" / "run").read_text()
     assert "dev.py test" in ci
+
+
+def connector_grant(product: dict, contract: dict, port_id: str, workspace_host: str) -> dict | str:
+    """Where Entropy Data's Databricks connector would grant an access to `port_id`, or why it would not.
+
+    Follows DatabricksAccessManagementHandler.resolveProviderServer of
+    entropy-data/entropy-data-connector-databricks (commit 66690bb): the port is found by id or
+    name and must have type databricks; the server is the contract's server that the port's
+    contractServer names (else the contract's first); its host must be the connector's workspace,
+    compared by host name with or without a scheme; it must have a catalog and a schema. The
+    connector then grants USE CATALOG, and USE SCHEMA and SELECT on the schema.
+    """
+    port = next((p for p in product.get("outputPorts", []) if port_id in (p.get("id"), p.get("name"))), None)
+    if port is None:
+        return "no such output port"
+    if str(port.get("type", "")).lower() != "databricks":
+        return f"output port type is {port.get('type')!r}, not databricks"
+    if port.get("contractId") != contract["id"]:
+        return f"output port names the contract {port.get('contractId')!r}"
+    wanted = next((p["value"] for p in port.get("customProperties", []) if p["property"] == "contractServer"), None)
+    servers = contract.get("servers", [])
+    server = next((s for s in servers if s["server"] == wanted), servers[0] if servers else None)
+    if server is None:
+        return "the contract has no server"
+
+    def host(url: str | None) -> str | None:
+        return urlsplit(url if "://" in url else f"https://{url}").hostname if url else None
+
+    if host(server.get("host")) != host(workspace_host):
+        return f"server host {server.get('host')!r} is not the workspace {workspace_host}"
+    if not (server.get("catalog") and server.get("schema")):
+        return "server has no catalog or schema"
+    return {"server": server["server"], "catalog": server["catalog"], "schema": server["schema"]}
+
+
+def product_and_contract() -> tuple[dict, dict]:
+    return yaml.safe_load(ODPS_FILE.read_text()), yaml.safe_load(default_contract_path().read_text())
+
+
+def test_the_databricks_connector_grants_access_to_the_schema_the_prod_job_publishes():
+    product, contract = product_and_contract()
+    prod = bundle_checks.load(REPOSITORY)["targets"]["prod"]
+
+    grant = connector_grant(product, contract, "customer_activity_v1", prod["workspace"]["host"])
+
+    assert grant == {
+        "server": "production",
+        "catalog": prod["variables"]["catalog"],
+        "schema": prod["variables"]["output_schema"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("breakage", "reason"),
+    [
+        (lambda product, contract: product["outputPorts"][0].update(type="tables"), "output port type is 'tables'"),
+        (lambda product, contract: contract["servers"][0].pop("host"), "server host None is not the workspace"),
+        (lambda product, contract: contract["servers"][0].pop("schema"), "server has no catalog or schema"),
+    ],
+)
+def test_a_port_the_connector_would_skip_is_caught(breakage, reason):
+    product, contract = product_and_contract()
+    breakage(product, contract)
+    host = bundle_checks.load(REPOSITORY)["targets"]["prod"]["workspace"]["host"]
+    assert str(connector_grant(product, contract, "customer_activity_v1", host)).startswith(reason)
+
+
+def test_the_connector_compares_host_names_with_or_without_a_scheme():
+    product, contract = product_and_contract()
+    server = next(s for s in contract["servers"] if s["server"] == "production")
+    bare = urlsplit(server["host"]).hostname
+    assert isinstance(connector_grant(product, contract, "customer_activity_v1", bare.upper()), dict)
+    assert connector_grant(product, contract, "customer_activity_v1", "https://other.cloud.databricks.com").startswith(
+        "server host"
+    )

@@ -87,7 +87,7 @@ def test_the_table_is_created_with_the_contracts_columns_types_and_not_nulls(con
 def test_table_properties_name_the_contract_the_product_and_the_owner(contract):
     assert catalog.table_properties(contract) == {
         "datacontract.id": "entropydata-customer-activity-v1",
-        "datacontract.version": "1.0.0",
+        "datacontract.version": "1.1.0",
         "dataproduct.id": "entropydata-customer-activity",
         "dataproduct.owner": "customer-success",
     }

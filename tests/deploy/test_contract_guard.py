@@ -40,6 +40,13 @@ def clone(tmp_path: Path) -> Path:
     return repository
 
 
+def released() -> tuple[str, int, int]:
+    """The contract's version on the target branch, its major and its minor number."""
+    version = str(yaml.safe_load((REPOSITORY / CONTRACT).read_text())["version"])
+    major, minor = version.split(".")[:2]
+    return version, int(major), int(minor)
+
+
 def edit_contract(repository: Path, version: str | None = None, drop: str | None = None) -> None:
     contract = yaml.safe_load((repository / CONTRACT).read_text())
     if version is not None:
@@ -69,26 +76,28 @@ def test_the_workflow_runs_this_guard_against_the_target_branch():
 
 
 def test_a_removed_column_under_the_same_major_version_fails_with_the_changelog_in_the_summary(clone, tmp_path):
-    edit_contract(clone, version="1.1.0", drop="assets_total")
+    base, major, minor = released()
+    edit_contract(clone, version=f"{major}.{minor + 1}.0", drop="assets_total")
     summary = tmp_path / "summary.md"
 
     result = run_guard(clone, summary)
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "$ datacontract lint datacontracts/customer_activity_v1.odcs.yaml" in result.stdout
-    assert "without a new major version (1.0.0 -> 1.1.0)" in result.stdout
+    assert f"without a new major version ({base} -> {major}.{minor + 1}.0)" in result.stdout
     text = summary.read_text()
     assert "❌ `datacontracts/customer_activity_v1.odcs.yaml`" in text
     assert "schema.customer_activity.properties.assets_total" in text.split("<summary>Changelog</summary>")[1]
 
 
 def test_the_same_change_released_as_a_new_major_version_passes(clone, tmp_path):
-    edit_contract(clone, version="2.0.0", drop="assets_total")
+    base, major, _ = released()
+    edit_contract(clone, version=f"{major + 1}.0.0", drop="assets_total")
 
     result = run_guard(clone, tmp_path / "summary.md")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "released as a new major version (1.0.0 -> 2.0.0)" in result.stdout
+    assert f"released as a new major version ({base} -> {major + 1}.0.0)" in result.stdout
 
 
 def test_a_contract_that_is_not_valid_odcs_fails_at_lint(clone, tmp_path):

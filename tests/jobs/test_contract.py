@@ -57,7 +57,7 @@ def test_identity_comes_from_the_contract():
     contract = load_contract()
     assert (contract.id, contract.version, contract.data_product_id) == (
         "entropydata-customer-activity-v1",
-        "1.0.0",
+        "1.1.0",
         "entropydata-customer-activity",
     )
 
