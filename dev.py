@@ -60,10 +60,11 @@ def fingerprint() -> str:
     digest = hashlib.sha256()
     for path in (ROOT / "pyproject.toml", CONSTRAINTS):
         digest.update(path.read_bytes())
-    # The strict editable install links each module file; a new or removed module
+    # The strict editable install links each module and data file; a new or removed one
     # needs the links made again.
-    for path in sorted(SOURCES.rglob("*.py")):
-        digest.update(str(path.relative_to(SOURCES)).encode())
+    for path in sorted(SOURCES.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(SOURCES)).encode())
     return digest.hexdigest()
 
 

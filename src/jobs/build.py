@@ -24,7 +24,7 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from customer_activity.jobs import inputs, publishing
+from customer_activity.jobs import inputs, publishing, secrets
 from customer_activity.jobs.audit import aggregate, audit
 from customer_activity.jobs.contract import OutputContract, load_contract
 from customer_activity.jobs.errors import (
@@ -210,19 +210,45 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
             report.write(config.output.report_path)
 
 
+ENTROPY_DATA = "entropy-data"
+STANDARD = "standard"
+
+
 @dataclass(frozen=True)
 class LineageSettings:
-    """Where lineage events go; None for both means the standard OpenLineage configuration."""
+    """Where lineage events go.
 
+    `standard`: the OpenLineage configuration of the environment, or `url`.
+    `entropy-data`: Entropy Data's lineage API at `host` (default: ENTROPY_DATA_HOST, else
+    Entropy Data's), with the API key from ENTROPY_DATA_API_KEY or the Databricks secret scope.
+    """
+
+    target: str = STANDARD
     url: str | None = None
     namespace: str | None = None
+    host: str | None = None
+    secret_scope: str | None = None
+    secret_key: str = secrets.DEFAULT_SECRET_KEY
+
+    def __post_init__(self) -> None:
+        if self.target not in (STANDARD, ENTROPY_DATA):
+            raise ConfigurationError(f"lineage goes to {STANDARD!r} or {ENTROPY_DATA!r}, not {self.target!r}")
+        if self.target == ENTROPY_DATA and self.url:
+            raise ConfigurationError(f"give --lineage-url or --lineage {ENTROPY_DATA}, not both")
+        if self.target == STANDARD and (self.host or self.secret_scope):
+            raise ConfigurationError(f"--entropy-data-host and --secret-scope need --lineage {ENTROPY_DATA}")
+
+    def open(self) -> Lineage:
+        if self.target == ENTROPY_DATA:
+            api_key = secrets.configured_api_key(self.secret_scope, self.secret_key)
+            return Lineage.to_entropy_data(secrets.marketplace_host(self.host), api_key, self.namespace)
+        return Lineage.configure(self.url, self.namespace)
 
 
 def build(config: BuildConfig, lineage: LineageSettings | None = None) -> int:
     """The `build` command: a session, the build with lineage, and its summary on stdout."""
     spark = create_spark_session()
-    settings = lineage or LineageSettings()
-    with Lineage.configure(settings.url, settings.namespace).closing() as events:
+    with (lineage or LineageSettings()).open().closing() as events:
         report = run_build(spark, config, events)
     print(report.summary(config.output.report_path))
     return EXIT_OK

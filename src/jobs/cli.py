@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from customer_activity.jobs import build, contract_test, local_run, marketplace, publishing, sample_data, secrets
+from customer_activity.jobs.build import ENTROPY_DATA as LINEAGE_ENTROPY_DATA
+from customer_activity.jobs.build import STANDARD as LINEAGE_STANDARD
 from customer_activity.jobs.build import BuildConfig, LineageSettings
 from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.contract import default_contract_path
@@ -82,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
         help="OpenLineage HTTP endpoint (default: the OPENLINEAGE_* configuration; none: no events)",
     )
     build.add_argument(
+        "--lineage",
+        choices=[LINEAGE_STANDARD, LINEAGE_ENTROPY_DATA],
+        default=LINEAGE_STANDARD,
+        help=f"where lineage events go: the OpenLineage configuration ({LINEAGE_STANDARD}, the default) or "
+        f"Entropy Data's lineage API with the product's own transport ({LINEAGE_ENTROPY_DATA})",
+    )
+    _marketplace_arguments(build, f"with --lineage {LINEAGE_ENTROPY_DATA}: ")
+    build.add_argument(
         "--lineage-namespace",
         default=None,
         help=f"OpenLineage job namespace (default: OPENLINEAGE_NAMESPACE or {DEFAULT_NAMESPACE})",
@@ -91,12 +101,12 @@ def _parser() -> argparse.ArgumentParser:
         "publish",
         help="publish the data contract and the data product to the Entropy Data marketplace",
         description="PUTs the ODCS contract, then the ODPS data product, as JSON. The API key comes "
-        f"from {secrets.API_KEY_VARIABLE}; the host from --host or {marketplace.HOST_VARIABLE}.",
+        f"from {secrets.API_KEY_VARIABLE}; the host from --host or {secrets.HOST_VARIABLE}.",
     )
     publish.add_argument(
         "--host",
         default=None,
-        help=f"API base URL (default: {marketplace.HOST_VARIABLE}, else {marketplace.DEFAULT_HOST})",
+        help=f"API base URL (default: {secrets.HOST_VARIABLE}, else {secrets.DEFAULT_HOST})",
     )
     publish.add_argument("--contract", type=Path, default=None, help="ODCS contract (default: the product's own)")
     publish.add_argument(
@@ -122,15 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     _catalog_arguments(test, source=False)
     test.add_argument("--server", default=None, help="contract server to test (default: local or production)")
     test.add_argument("--contract", type=Path, default=None)
-    test.add_argument("--secret-scope", default=None, help="Databricks secret scope holding the marketplace API key")
-    test.add_argument(
-        "--secret-key", default="entropy-data-api-key", help="key of the API key in that scope (default: %(default)s)"
-    )
-    test.add_argument(
-        "--entropy-data-host",
-        default=None,
-        help="marketplace API base URL (default: ENTROPY_DATA_HOST, else Entropy Data's)",
-    )
+    _marketplace_arguments(test, "to publish the results: ")
 
     restore = commands.add_parser(
         "restore",
@@ -149,6 +151,25 @@ def _parser() -> argparse.ArgumentParser:
 def _as_of_or_today(text: str) -> date | None:
     """Like --as-of, but empty means today: a job parameter may be passed on empty."""
     return _as_of(text) if text.strip() else None
+
+
+def _marketplace_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """Where Entropy Data is and where its API key comes from, for `purpose`."""
+    parser.add_argument(
+        "--entropy-data-host",
+        default=None,
+        help=f"{purpose}the API base URL (default: {secrets.HOST_VARIABLE}, else {secrets.DEFAULT_HOST})",
+    )
+    parser.add_argument(
+        "--secret-scope",
+        default=None,
+        help=f"{purpose}Databricks secret scope holding the API key, where {secrets.API_KEY_VARIABLE} is not set",
+    )
+    parser.add_argument(
+        "--secret-key",
+        default=secrets.DEFAULT_SECRET_KEY,
+        help="key of the API key in that scope (default: %(default)s)",
+    )
 
 
 def _catalog_arguments(parser: argparse.ArgumentParser, source: bool) -> None:
@@ -219,7 +240,15 @@ def _build(args: argparse.Namespace) -> int:
         as_of=args.as_of or _today(),
         contract_path=args.contract,
     )
-    return build.build(config, LineageSettings(args.lineage_url, args.lineage_namespace))
+    lineage = LineageSettings(
+        target=args.lineage,
+        url=args.lineage_url,
+        namespace=args.lineage_namespace,
+        host=args.entropy_data_host,
+        secret_scope=args.secret_scope,
+        secret_key=args.secret_key,
+    )
+    return build.build(config, lineage)
 
 
 def _publish_to_marketplace(args: argparse.Namespace) -> int:

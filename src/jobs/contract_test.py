@@ -26,7 +26,6 @@ from customer_activity.jobs import secrets
 from customer_activity.jobs.catalog import DeltaPath, identifier
 from customer_activity.jobs.contract import load_contract
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_OK, ConfigurationError
-from customer_activity.jobs.marketplace import HOST_VARIABLE
 from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.jobs.secrets import Secret
 from customer_activity.jobs.session import create_spark_session
@@ -47,12 +46,10 @@ class ResultsTarget:
     @classmethod
     def configured(cls, secret_scope: str | None, secret_key: str, host: str | None) -> ResultsTarget | None:
         """The target if an API key is configured: ENTROPY_DATA_API_KEY, else the secret scope."""
-        api_key = secrets.api_key_from_environment()
-        if api_key is None and secret_scope:
-            api_key = secrets.api_key_from_databricks(secret_scope, secret_key)
+        api_key = secrets.configured_api_key(secret_scope, secret_key)
         if api_key is None:
             return None
-        return cls(host=host or os.environ.get(HOST_VARIABLE) or None, api_key=api_key)
+        return cls(host=host or os.environ.get(secrets.HOST_VARIABLE) or None, api_key=api_key)
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,7 @@ class ContractTestConfig:
     server: str | None = None
     contract_path: Path | None = None
     secret_scope: str | None = None
-    secret_key: str = "entropy-data-api-key"
+    secret_key: str = secrets.DEFAULT_SECRET_KEY
     results_host: str | None = None
 
     def __post_init__(self) -> None:

@@ -1,10 +1,16 @@
 """OpenLineage run events of the build: START, then COMPLETE or FAIL.
 
-The transport is configured the standard OpenLineage way (OPENLINEAGE_URL,
-OPENLINEAGE_CONFIG, an openlineage.yml, OPENLINEAGE__TRANSPORT__* variables) or with
-the build's --lineage-url flag. Without any of these, no events are sent and nothing
-is said about it. Lineage is an observer: an unreachable or failing lineage backend
-is logged as a warning and never fails the build.
+Where they go:
+- to Entropy Data (`build --lineage entropy-data`, what the Databricks job does): the
+  transport configuration that ships with the product (entropy_data.openlineage.yml),
+  with the marketplace's host and its API key from the environment or a Databricks
+  secret scope. Without a key, lineage is off with a warning;
+- otherwise the standard OpenLineage way (OPENLINEAGE_URL, OPENLINEAGE_CONFIG, an
+  openlineage.yml, OPENLINEAGE__TRANSPORT__* variables) or the --lineage-url flag.
+  Without any of these, no events are sent and nothing is said about it.
+Every event names the data product and the output port in Entropy Data's `entropy_data`
+run facet. Lineage is an observer: an unreachable or failing lineage backend is logged
+as a warning and never fails the build.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from typing import ClassVar
 
 import attr
+import yaml
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.generated import (
@@ -36,6 +44,7 @@ from customer_activity.jobs.audit import CheckResult
 from customer_activity.jobs.contract import OutputContract
 from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.publishing import OUTPUT_TABLE, OutputLocation
+from customer_activity.jobs.secrets import Secret, redact
 from customer_activity.transforms.input_ports import INPUT_PORTS
 
 logger = logging.getLogger(__name__)
@@ -44,16 +53,25 @@ PRODUCER = "https://github.com/entropy-data/customer-activity"
 DEFAULT_NAMESPACE = "customer-activity"
 JOB_NAME = "customer_activity.build"
 OUTPUT_PORT = "customer_activity_v1"
+# The data product's id, as the ODPS file and the contract's `dataProduct` give it (a test
+# keeps the three equal): a run that fails before its contract is read is still linked.
+DATA_PRODUCT_ID = "entropydata-customer-activity"
+ENTROPY_DATA_TRANSPORT = "entropy_data.openlineage.yml"
 
 
 @attr.define
 class EntropyDataRunFacet(RunFacet):
-    """Links a run to the data product and output port it builds (Entropy Data)."""
+    """Links a run to the data product and output port it builds, as Entropy Data reads it.
+
+    Entropy Data's lineage API takes these from the `entropy_data` run facet (or from query
+    parameters); `outputPortId` replaced `outputPortName`, which it still accepts as a
+    deprecated alias.
+    """
 
     dataProductId: str  # noqa: N815 - OpenLineage facets use camelCase
-    outputPortName: str  # noqa: N815
+    outputPortId: str  # noqa: N815
 
-    _SCHEMA: ClassVar[str] = f"{PRODUCER}/blob/main/docs/openlineage/EntropyDataRunFacet.json"
+    _SCHEMA: ClassVar[str] = "https://entropy-data.com/spec/facets/1-0-0/EntropyDataRunFacet.json"
 
     @staticmethod
     def _get_schema() -> str:
@@ -108,6 +126,16 @@ def _client(url: str | None) -> OpenLineageClient | None:
     return client
 
 
+def entropy_data_transport(host: str, api_key: Secret) -> dict[str, object]:
+    """The shipped transport configuration, completed with the marketplace's host and key."""
+    shipped = resources.files("customer_activity.jobs").joinpath(ENTROPY_DATA_TRANSPORT).read_text()
+    transport: dict[str, object] = yaml.safe_load(shipped)["transport"]
+    transport["url"] = host.rstrip("/")
+    # openlineage-python sends it as `Authorization: Bearer <key>`, which Entropy Data accepts.
+    transport["auth"] = {"type": "api_key", "apiKey": api_key.reveal()}
+    return transport
+
+
 class Lineage:
     """Emits the events of one build run; every method is safe to call when disabled."""
 
@@ -123,6 +151,19 @@ class Lineage:
         # A broken lineage configuration, whatever the client raises, must not stop the build.
         except Exception as error:  # noqa: BLE001
             logger.warning("lineage is off: its configuration could not be used (%s)", error)
+            return cls(None, namespace)
+
+    @classmethod
+    def to_entropy_data(cls, host: str, api_key: Secret | None, namespace: str | None = None) -> Lineage:
+        """Events to Entropy Data's lineage API at `host`; off, with a warning, without a key."""
+        if api_key is None:
+            logger.warning("lineage is off: no Entropy Data API key is configured")
+            return cls(None, namespace)
+        try:
+            return cls(OpenLineageClient(config={"transport": entropy_data_transport(host, api_key)}), namespace)
+        # As in `configure`; the message is redacted, for it is built from the configuration.
+        except Exception as error:  # noqa: BLE001
+            logger.warning("lineage is off: %s", redact(str(error), api_key))
             return cls(None, namespace)
 
     @property
@@ -143,10 +184,8 @@ class Lineage:
 
     def _run(self, contract: OutputContract | None, nominal: datetime | None, **facets: RunFacet) -> Run:
         run_facets: dict[str, RunFacet] = dict(facets)
-        if contract is not None:
-            run_facets["entropy_data"] = EntropyDataRunFacet(
-                dataProductId=contract.data_product_id or "", outputPortName=OUTPUT_PORT
-            )
+        product = (contract.data_product_id if contract is not None else None) or DATA_PRODUCT_ID
+        run_facets["entropy_data"] = EntropyDataRunFacet(dataProductId=product, outputPortId=OUTPUT_PORT)
         if nominal is not None:
             run_facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(nominalStartTime=nominal.isoformat())
         return Run(runId=self.run_id, facets=run_facets)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,12 +23,15 @@ import yaml
 from entropy_data_sdk import ApiError, EntropyDataClient
 
 from customer_activity.jobs.errors import EXIT_OK, ConfigurationError, PublishError
-from customer_activity.jobs.secrets import API_KEY_VARIABLE, Secret, api_key_from_environment, redact
+from customer_activity.jobs.secrets import (
+    API_KEY_VARIABLE,
+    Secret,
+    api_key_from_environment,
+    marketplace_host,
+    redact,
+)
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_HOST = "https://api.entropy-data.com"
-HOST_VARIABLE = "ENTROPY_DATA_HOST"
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ class PublishConfig:
 
     @property
     def resolved_host(self) -> str:
-        return self.host or os.environ.get(HOST_VARIABLE) or DEFAULT_HOST
+        return marketplace_host(self.host)
 
 
 def publish_product(config: PublishConfig) -> int:

@@ -1,4 +1,4 @@
-"""Secrets: read once, never shown.
+"""Secrets: read once, never shown; and where the marketplace they unlock is.
 
 A `Secret` prints as `***` in logs, reprs and f-strings; only `reveal()` gives the
 value, at the one place that sends it (an HTTP header).
@@ -14,6 +14,9 @@ from customer_activity.jobs.errors import ConfigurationError
 logger = logging.getLogger(__name__)
 
 API_KEY_VARIABLE = "ENTROPY_DATA_API_KEY"
+HOST_VARIABLE = "ENTROPY_DATA_HOST"
+DEFAULT_HOST = "https://api.entropy-data.com"
+DEFAULT_SECRET_KEY = "entropy-data-api-key"
 
 
 class Secret:
@@ -69,3 +72,16 @@ def api_key_from_databricks(scope: str, key: str) -> Secret | None:
     except PermissionDenied as error:
         raise ConfigurationError(f"no permission to read secret {scope}/{key}: {error}") from None
     return Secret(value) if value else None
+
+
+def configured_api_key(secret_scope: str | None, secret_key: str) -> Secret | None:
+    """The marketplace API key: ENTROPY_DATA_API_KEY, else the Databricks secret scope, else None."""
+    api_key = api_key_from_environment()
+    if api_key is None and secret_scope:
+        api_key = api_key_from_databricks(secret_scope, secret_key)
+    return api_key
+
+
+def marketplace_host(host: str | None = None) -> str:
+    """The Entropy Data API to talk to: `host`, else ENTROPY_DATA_HOST, else Entropy Data's own."""
+    return host or os.environ.get(HOST_VARIABLE) or DEFAULT_HOST

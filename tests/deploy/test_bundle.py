@@ -175,3 +175,12 @@ def test_the_deployed_wheel_is_built_with_a_version_of_its_own(bundle):
     assert artifact["build"] == "python3 dev.py wheel"
     environment = job(bundle)["environments"][0]["spec"]
     assert environment["dependencies"] == ["../dist/*.whl"]
+
+
+def test_the_build_sends_lineage_to_entropy_data_with_the_key_from_the_secret_scope(bundle):
+    build = task(bundle, "build")["python_wheel_task"]["parameters"]
+    test = task(bundle, "contract_test")["python_wheel_task"]["parameters"]
+    assert build[build.index("--lineage") + 1] == "entropy-data"
+    for parameters in (build, test):
+        assert parameters[parameters.index("--secret-scope") + 1] == "${var.secret_scope}"
+        assert parameters[parameters.index("--entropy-data-host") + 1] == "${var.entropy_data_host}"

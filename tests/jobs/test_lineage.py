@@ -8,15 +8,22 @@ import shutil
 from datetime import UTC, datetime
 
 import pytest
+import yaml
+from entropy_data_sdk.models import OpenLineageRunEvent
 
+from customer_activity.jobs import secrets
+from customer_activity.jobs.build import LineageSettings
 from customer_activity.jobs.contract import load_contract
-from customer_activity.jobs.errors import EXIT_INPUT_ERROR, EXIT_OK
-from customer_activity.jobs.lineage import DatasetName, Lineage
+from customer_activity.jobs.errors import EXIT_INPUT_ERROR, EXIT_OK, ConfigurationError
+from customer_activity.jobs.lineage import DATA_PRODUCT_ID, DatasetName, Lineage
+from customer_activity.jobs.secrets import Secret
 from customer_activity.transforms.input_ports import INPUT_PORTS
-from customer_activity_testing.http_server import closed_port_url
+from customer_activity_testing.http_server import Answer, closed_port_url
 from customer_activity_testing.outputs import build, run_report
+from customer_activity_testing.paths import REPOSITORY
 
 LINEAGE_ENDPOINT = "/api/v1/lineage"
+KEY = "ed_lineage_k3y_0f_the_marketplace"
 
 
 @pytest.fixture
@@ -34,12 +41,19 @@ def events(server) -> list[dict]:
 
 
 @pytest.mark.e2e
-def test_a_build_sends_start_then_complete_with_datasets_schema_statistics_and_checks(
-    sample_source, tmp_path, http_server
+def test_a_build_sends_entropy_data_start_then_complete_with_the_key_and_never_shows_it(
+    sample_source, tmp_path, http_server, monkeypatch, caplog, capsys
 ):
-    assert build(sample_source, tmp_path, "--lineage-url", http_server.url) == EXIT_OK
+    """What the Databricks job does, with the key from the environment instead of the secret scope."""
+    monkeypatch.setenv("ENTROPY_DATA_API_KEY", KEY)
+    caplog.set_level(logging.DEBUG)
+
+    assert (
+        build(sample_source, tmp_path, "--lineage", "entropy-data", "--entropy-data-host", http_server.url) == EXIT_OK
+    )
 
     start, complete = events(http_server)
+    assert {r.headers["authorization"] for r in http_server.requests} == {f"Bearer {KEY}"}
     assert (start["eventType"], complete["eventType"]) == ("START", "COMPLETE")
     assert start["run"]["runId"] == complete["run"]["runId"]
     assert complete["job"] == {**complete["job"], "namespace": "customer-activity", "name": "customer_activity.build"}
@@ -58,8 +72,20 @@ def test_a_build_sends_start_then_complete_with_datasets_schema_statistics_and_c
     assertions = output["facets"]["dataQualityAssertions"]["assertions"]
     assert [(a["assertion"], a["success"]) for a in assertions] == [(c["name"], c["passed"]) for c in report["checks"]]
     for event in (start, complete):
-        assert event["run"]["facets"]["entropy_data"]["dataProductId"] == "entropydata-customer-activity"
-        assert event["run"]["facets"]["entropy_data"]["outputPortName"] == "customer_activity_v1"
+        facet = event["run"]["facets"]["entropy_data"]
+        assert facet == {
+            "_producer": facet["_producer"],
+            "_schemaURL": "https://entropy-data.com/spec/facets/1-0-0/EntropyDataRunFacet.json",
+            "dataProductId": "entropydata-customer-activity",
+            "outputPortId": "customer_activity_v1",
+        }
+        # Entropy Data's own API client reads the event, its facet included.
+        parsed = OpenLineageRunEvent.model_validate(event)
+        assert parsed.run.facets.entropy_data.dataProductId == "entropydata-customer-activity"
+    captured = capsys.readouterr()
+    shown = caplog.text + captured.out + captured.err + (tmp_path / "customer_activity_run_report.json").read_text()
+    assert KEY not in shown
+    assert "openlineage" in caplog.text.lower(), "the client's own debug log was captured, and it holds no key"
 
 
 def test_a_failed_build_sends_start_then_fail_with_the_reason(sample_source, tmp_path, http_server):
@@ -99,3 +125,71 @@ def test_an_unreachable_lineage_backend_is_only_a_warning(caplog):
     with lineage.closing():
         lineage.start([DatasetName("file", "/in")], DatasetName("file", "/out"), None, datetime.now(UTC))
     assert "lineage event START could not be sent" in caplog.text
+
+
+def start_one(lineage: Lineage) -> None:
+    with lineage.closing():
+        lineage.start([DatasetName("file", "/in")], DatasetName("file", "/out"), None, datetime.now(UTC))
+
+
+def test_on_databricks_the_key_comes_from_the_secret_scope(monkeypatch, http_server, caplog):
+    """As the job's build task runs: --lineage entropy-data --secret-scope entropy-data."""
+    monkeypatch.delenv("ENTROPY_DATA_API_KEY", raising=False)
+    asked = []
+
+    def from_scope(scope: str, key: str) -> Secret:
+        asked.append((scope, key))
+        return Secret(KEY)
+
+    monkeypatch.setattr(secrets, "api_key_from_databricks", from_scope)
+    caplog.set_level(logging.DEBUG)
+
+    start_one(LineageSettings(target="entropy-data", host=http_server.url, secret_scope="entropy-data").open())
+
+    assert asked == [("entropy-data", "entropy-data-api-key")]
+    [request] = http_server.requests
+    assert (request.path, request.headers["authorization"]) == (LINEAGE_ENDPOINT, f"Bearer {KEY}")
+    # A run that fails before its contract is read is still linked to the product.
+    assert request.json()["run"]["facets"]["entropy_data"]["dataProductId"] == DATA_PRODUCT_ID
+    assert KEY not in caplog.text
+
+
+def test_without_a_key_lineage_to_entropy_data_is_off_with_a_warning(monkeypatch, http_server, caplog):
+    monkeypatch.delenv("ENTROPY_DATA_API_KEY", raising=False)
+
+    lineage = LineageSettings(target="entropy-data", host=http_server.url).open()
+    start_one(lineage)
+
+    assert not lineage.enabled
+    assert http_server.requests == []
+    assert "lineage is off: no Entropy Data API key is configured" in caplog.text
+
+
+def test_a_refused_key_is_only_a_warning_that_does_not_show_it(monkeypatch, http_server, caplog):
+    monkeypatch.setenv("ENTROPY_DATA_API_KEY", KEY)
+    http_server.answer(Answer(401, '{"detail": "invalid api key"}'))
+    caplog.set_level(logging.DEBUG)
+
+    start_one(LineageSettings(target="entropy-data", host=http_server.url).open())
+
+    assert len(http_server.requests) == 1, "a 4xx answer is not retried"
+    assert "lineage event START could not be sent" in caplog.text
+    assert KEY not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"target": "entropy-data", "url": "http://127.0.0.1:1"}, "give --lineage-url or --lineage entropy-data"),
+        ({"secret_scope": "entropy-data"}, "need --lineage entropy-data"),
+        ({"target": "marquez"}, "not 'marquez'"),
+    ],
+)
+def test_contradictory_lineage_settings_are_refused(settings, message):
+    with pytest.raises(ConfigurationError, match=message):
+        LineageSettings(**settings)
+
+
+def test_the_linked_data_product_is_the_one_the_odps_file_and_the_contract_name():
+    product = yaml.safe_load((REPOSITORY / "customer-activity.odps.yaml").read_text())
+    assert DATA_PRODUCT_ID == product["id"] == load_contract().data_product_id
