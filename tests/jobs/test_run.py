@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import EXIT_OK
+from customer_activity_testing import contract_cli
 from customer_activity_testing.outputs import AS_OF, run_report
+from customer_activity_testing.paths import REPOSITORY
 
 pytestmark = pytest.mark.e2e
 
 
-def test_run_builds_a_contract_valid_output_and_prints_a_summary(tmp_path, capsys):
+def test_run_builds_a_contract_valid_output_that_the_readmes_datacontract_command_passes(tmp_path, capsys):
     workdir = tmp_path / "work"
 
     assert main(["run", "--workdir", str(workdir), "--organizations", "30", "--as-of", AS_OF.isoformat()]) == EXIT_OK
@@ -29,3 +32,12 @@ def test_run_builds_a_contract_valid_output_and_prints_a_summary(tmp_path, capsy
     assert f"output (delta): {workdir / 'output' / 'customer_activity'}, version " in out
     assert (workdir / "raw" / "organization").is_dir()
     assert run_report(workdir / "output")["output_rows"] == 30
+
+    # The README's plain datacontract-cli command, from a checkout holding this output.
+    result = contract_cli.run_readme_command(contract_cli.checkout(workdir / "output", tmp_path / "checkout"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "No checks were executed" not in result.stdout
+    contract = yaml.safe_load((REPOSITORY / "datacontracts" / "customer_activity_v1.odcs.yaml").read_text())
+    [schema] = contract["schema"]
+    # At least a presence and a type check per column, and every quality rule.
+    assert contract_cli.checks_run(result) >= 2 * len(schema["properties"]) + len(schema["quality"])
