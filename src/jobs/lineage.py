@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import ClassVar
+from urllib.parse import urlencode
 
 import attr
 import yaml
@@ -131,6 +132,10 @@ def entropy_data_transport(host: str, api_key: Secret) -> dict[str, object]:
     shipped = resources.files("customer_activity.jobs").joinpath(ENTROPY_DATA_TRANSPORT).read_text()
     transport: dict[str, object] = yaml.safe_load(shipped)["transport"]
     transport["url"] = host.rstrip("/")
+    # Entropy Data documents the link as query parameters, which win over the run facet, and
+    # the facet as a fallback whose schema still names outputPortName: both say the same here.
+    link = urlencode({"dataProductId": DATA_PRODUCT_ID, "outputPortId": OUTPUT_PORT})
+    transport["endpoint"] = f"{transport['endpoint']}?{link}"
     # openlineage-python sends it as `Authorization: Bearer <key>`, which Entropy Data accepts.
     transport["auth"] = {"type": "api_key", "apiKey": api_key.reveal()}
     return transport

@@ -23,6 +23,10 @@ from customer_activity_testing.outputs import build, run_report
 from customer_activity_testing.paths import REPOSITORY
 
 LINEAGE_ENDPOINT = "/api/v1/lineage"
+# Where Entropy Data's lineage API takes the events of this data product and output port.
+ENTROPY_DATA_ENDPOINT = (
+    f"{LINEAGE_ENDPOINT}?dataProductId=entropydata-customer-activity&outputPortId=customer_activity_v1"
+)
 KEY = "ed_lineage_k3y_0f_the_marketplace"
 
 
@@ -35,8 +39,8 @@ def no_lineage_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
 
 
-def events(server) -> list[dict]:
-    assert all(r.path == LINEAGE_ENDPOINT and r.method == "POST" for r in server.requests)
+def events(server, endpoint: str = LINEAGE_ENDPOINT) -> list[dict]:
+    assert [(r.method, r.path) for r in server.requests] == [("POST", endpoint)] * len(server.requests)
     return [r.json() for r in server.requests]
 
 
@@ -52,7 +56,7 @@ def test_a_build_sends_entropy_data_start_then_complete_with_the_key_and_never_s
         build(sample_source, tmp_path, "--lineage", "entropy-data", "--entropy-data-host", http_server.url) == EXIT_OK
     )
 
-    start, complete = events(http_server)
+    start, complete = events(http_server, ENTROPY_DATA_ENDPOINT)
     assert {r.headers["authorization"] for r in http_server.requests} == {f"Bearer {KEY}"}
     assert (start["eventType"], complete["eventType"]) == ("START", "COMPLETE")
     assert start["run"]["runId"] == complete["run"]["runId"]
@@ -148,7 +152,7 @@ def test_on_databricks_the_key_comes_from_the_secret_scope(monkeypatch, http_ser
 
     assert asked == [("entropy-data", "entropy-data-api-key")]
     [request] = http_server.requests
-    assert (request.path, request.headers["authorization"]) == (LINEAGE_ENDPOINT, f"Bearer {KEY}")
+    assert (request.path, request.headers["authorization"]) == (ENTROPY_DATA_ENDPOINT, f"Bearer {KEY}")
     # A run that fails before its contract is read is still linked to the product.
     assert request.json()["run"]["facets"]["entropy_data"]["dataProductId"] == DATA_PRODUCT_ID
     assert KEY not in caplog.text
