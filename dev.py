@@ -21,7 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -43,10 +43,14 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
-def check_prerequisites() -> None:
+def check_python() -> None:
     # dev.py runs under whatever python3 the user has; an older one must hear why it stops.
     if sys.version_info < (3, 11):  # noqa: UP036
         fail(f"Python 3.11 or newer is needed, this is {sys.version.split()[0]}")
+
+
+def check_prerequisites() -> None:
+    check_python()
     java = Path(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
     if not java or not Path(java).exists():
         fail(f"Java {MIN_JAVA}+ is needed by PySpark and was not found (install e.g. openjdk-17-jre-headless)")
@@ -132,10 +136,16 @@ def build_wheel(argv: list[str]) -> int:
     # The bundle installs `dist/*.whl`: an older wheel left beside the new one would be installed too.
     for old in wheel_dir.glob("*.whl"):
         old.unlink()
-    label = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-    ).stdout.strip()
+    check_python()
+    # timezone.utc, not datetime.UTC: an older Python must reach the prerequisite check's message.
+    label = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")  # noqa: UP017
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+    # Without git (an unpacked archive) the time alone keeps builds apart.
+    except OSError:
+        commit = ""
     if commit:
         label += f".g{commit}"
     command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheel_dir), str(ROOT)]

@@ -118,13 +118,3 @@ def test_a_port_the_connector_would_skip_is_caught(breakage, reason):
     breakage(product, contract)
     host = bundle_checks.load(REPOSITORY)["targets"]["prod"]["workspace"]["host"]
     assert str(connector_grant(product, contract, "customer_activity_v1", host)).startswith(reason)
-
-
-def test_the_connector_compares_host_names_with_or_without_a_scheme():
-    product, contract = product_and_contract()
-    server = next(s for s in contract["servers"] if s["server"] == "production")
-    bare = urlsplit(server["host"]).hostname
-    assert isinstance(connector_grant(product, contract, "customer_activity_v1", bare.upper()), dict)
-    assert connector_grant(product, contract, "customer_activity_v1", "https://other.cloud.databricks.com").startswith(
-        "server host"
-    )

@@ -239,8 +239,15 @@ class LineageSettings:
             raise ConfigurationError(f"--entropy-data-host and --secret-scope need --lineage {ENTROPY_DATA}")
 
     def open(self) -> Lineage:
+        """The build's lineage; off, with a warning, whatever keeps it from working."""
         if self.target == ENTROPY_DATA:
-            api_key = secrets.configured_api_key(self.secret_scope, self.secret_key)
+            try:
+                api_key = secrets.configured_api_key(self.secret_scope, self.secret_key)
+            # Lineage is an observer: a secret scope that cannot be read (no permission,
+            # dbutils failing) turns it off and must not stop the build.
+            except Exception as error:  # noqa: BLE001
+                logger.warning("lineage is off: the Entropy Data API key could not be read (%s)", error)
+                return Lineage(None, self.namespace)
             return Lineage.to_entropy_data(secrets.marketplace_host(self.host), api_key, self.namespace)
         return Lineage.configure(self.url, self.namespace)
 

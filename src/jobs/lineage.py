@@ -132,9 +132,10 @@ def entropy_data_transport(host: str, api_key: Secret) -> dict[str, object]:
     shipped = resources.files("customer_activity.jobs").joinpath(ENTROPY_DATA_TRANSPORT).read_text()
     transport: dict[str, object] = yaml.safe_load(shipped)["transport"]
     transport["url"] = host.rstrip("/")
-    # Entropy Data documents the link as query parameters, which win over the run facet, and
-    # the facet as a fallback whose schema still names outputPortName: both say the same here.
-    link = urlencode({"dataProductId": DATA_PRODUCT_ID, "outputPortId": OUTPUT_PORT})
+    # Entropy Data documents the link as query parameters, which win over the run facet.
+    # `outputPortName`, the deprecated alias of `outputPortId`, is what its API clients up to
+    # entropy-data-sdk 0.1.1 still send: with both, a server of either age finds the port.
+    link = urlencode({"dataProductId": DATA_PRODUCT_ID, "outputPortId": OUTPUT_PORT, "outputPortName": OUTPUT_PORT})
     transport["endpoint"] = f"{transport['endpoint']}?{link}"
     # openlineage-python sends it as `Authorization: Bearer <key>`, which Entropy Data accepts.
     transport["auth"] = {"type": "api_key", "apiKey": api_key.reveal()}

@@ -298,10 +298,6 @@ def _restored_version(parameters: dict[str, str] | None) -> int | None:
     return int(value) if value is not None and str(value).isdigit() else None
 
 
-def read_published(spark: SparkSession, output: OutputLocation) -> DataFrame:
-    return spark.read.table(output.target.quoted)
-
-
 def restore_command(output: OutputLocation, version: int | None = None) -> int:
     """The `restore` command: restore, then say which version came back as which."""
     spark = create_spark_session()

@@ -67,7 +67,7 @@ def api_key_from_databricks(scope: str, key: str) -> Secret | None:
     try:
         value = WorkspaceClient().dbutils.secrets.get(scope=scope, key=key)
     except NotFound:
-        logger.warning("secret %s/%s does not exist: results are not published", scope, key)
+        logger.warning("secret %s/%s does not exist: nothing goes to the marketplace with it", scope, key)
         return None
     except PermissionDenied as error:
         raise ConfigurationError(f"no permission to read secret {scope}/{key}: {error}") from None

@@ -152,7 +152,10 @@ def test_the_job_reads_and_writes_the_schemas_the_bundle_deploys(bundle):
     assert {s["catalog_name"] for s in schemas.values()} == {"${var.catalog}"}
     # The build's own default staging schema, for runs outside the bundle.
     assert schemas["staging"]["name"] == schemas["output"]["name"] + "_staging"
-    assert schemas["output"]["lifecycle"]["prevent_destroy"] is True
+    # Developers may destroy their copies; production's schema holds the consumers' table.
+    assert "lifecycle" not in schemas["output"]
+    prod = bundle["targets"]["prod"]["resources"]["schemas"]["output"]
+    assert prod["lifecycle"]["prevent_destroy"] is True
 
 
 def test_a_reference_to_a_schema_the_bundle_does_not_deploy_is_caught(broken):
@@ -184,3 +187,10 @@ def test_the_build_sends_lineage_to_entropy_data_with_the_key_from_the_secret_sc
     for parameters in (build, test):
         assert parameters[parameters.index("--secret-scope") + 1] == "${var.secret_scope}"
         assert parameters[parameters.index("--entropy-data-host") + 1] == "${var.entropy_data_host}"
+
+
+def test_only_prod_reports_to_the_marketplace_under_the_products_name(bundle):
+    # An empty scope means no key: lineage is off and test results stay unpublished, each with a line in the log.
+    assert bundle["targets"]["dev"]["variables"]["secret_scope"] == ""
+    assert "secret_scope" not in bundle["targets"]["prod"].get("variables", {})
+    assert bundle["variables"]["secret_scope"]["default"] == "entropy-data"

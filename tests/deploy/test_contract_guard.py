@@ -72,7 +72,7 @@ def run_guard(repository: Path, summary: Path) -> subprocess.CompletedProcess[st
 def test_the_workflow_runs_this_guard_against_the_target_branch():
     workflow = yaml.safe_load((REPOSITORY / ".github" / "workflows" / "data-product.yml").read_text())
     runs = [step.get("run", "") for step in workflow["jobs"]["contract"]["steps"]]
-    assert any(run.startswith(f"python {GUARD.as_posix()} ") for run in runs)
+    assert any(f'python {GUARD.as_posix()} "$BASE"' in run for run in runs)
 
 
 def test_a_removed_column_under_the_same_major_version_fails_with_the_changelog_in_the_summary(clone, tmp_path):

@@ -25,7 +25,8 @@ from customer_activity_testing.paths import REPOSITORY
 LINEAGE_ENDPOINT = "/api/v1/lineage"
 # Where Entropy Data's lineage API takes the events of this data product and output port.
 ENTROPY_DATA_ENDPOINT = (
-    f"{LINEAGE_ENDPOINT}?dataProductId=entropydata-customer-activity&outputPortId=customer_activity_v1"
+    f"{LINEAGE_ENDPOINT}?dataProductId=entropydata-customer-activity"
+    "&outputPortId=customer_activity_v1&outputPortName=customer_activity_v1"
 )
 KEY = "ed_lineage_k3y_0f_the_marketplace"
 
@@ -83,7 +84,8 @@ def test_a_build_sends_entropy_data_start_then_complete_with_the_key_and_never_s
             "dataProductId": "entropydata-customer-activity",
             "outputPortId": "customer_activity_v1",
         }
-        # Entropy Data's own API client reads the event, its facet included.
+        # Entropy Data's own API client (entropy-data-sdk 0.1.1) reads the event and its facet;
+        # its model predates outputPortId, which the query carries under both names.
         parsed = OpenLineageRunEvent.model_validate(event)
         assert parsed.run.facets.entropy_data.dataProductId == "entropydata-customer-activity"
     captured = capsys.readouterr()
@@ -197,3 +199,17 @@ def test_contradictory_lineage_settings_are_refused(settings, message):
 def test_the_linked_data_product_is_the_one_the_odps_file_and_the_contract_name():
     product = yaml.safe_load((REPOSITORY / "customer-activity.odps.yaml").read_text())
     assert DATA_PRODUCT_ID == product["id"] == load_contract().data_product_id
+
+
+def test_a_secret_scope_that_cannot_be_read_turns_lineage_off_not_the_build(monkeypatch, caplog):
+    monkeypatch.delenv("ENTROPY_DATA_API_KEY", raising=False)
+
+    def refused(scope: str, key: str) -> Secret:
+        raise ConfigurationError(f"no permission to read secret {scope}/{key}")
+
+    monkeypatch.setattr(secrets, "api_key_from_databricks", refused)
+
+    lineage = LineageSettings(target="entropy-data", secret_scope="entropy-data").open()
+
+    assert not lineage.enabled
+    assert "lineage is off: the Entropy Data API key could not be read (no permission" in caplog.text
