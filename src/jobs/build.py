@@ -95,7 +95,7 @@ class _Observed:
     raw: _Watch
     staged: _Watch
 
-    def report(self) -> TableReport:
+    def report(self, rows_missing_columns: dict[str, int]) -> TableReport:
         raw, staged = self.raw.values(), self.staged.values()
         # Only versioned tables drop rows without a key; test results keep them all.
         dropped = raw["null_key_rows"] if self.versioned else 0
@@ -105,6 +105,7 @@ class _Observed:
             superseded_versions_removed=raw["rows"] - dropped - staged["rows"],
             unparseable_timestamp_rows=staged["unparseable_timestamp_rows"],
             rows_after_staging=staged["rows"],
+            rows_missing_columns=rows_missing_columns,
         )
 
 
@@ -180,13 +181,13 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
         report.contract_id, report.contract_version = contract.id, contract.version
         lineage.start(read_datasets, written_dataset, contract, config.started_at)
         with _timed(report, "read_inputs"):
-            raw = inputs.read_input_ports(spark, config.source)
-        staged, observed = stage_with_observations(raw)
+            raw = inputs.read_raw_tables(spark, config.source)
+        staged, observed = stage_with_observations({table: table_raw.frame for table, table_raw in raw.items()})
         candidate = build_candidate(staged, config, contract)
         with publishing.StagingArea(spark, config.output, run_id) as staging_area:
             with _timed(report, "build_and_stage"):
                 staged_output = staging_area.write(candidate)
-            report.inputs = {table: watch.report() for table, watch in observed.items()}
+            report.inputs = {table: watch.report(raw[table].rows_missing_columns) for table, watch in observed.items()}
             with _timed(report, "audit"):
                 result = audit(staged_output, contract, view=f"customer_activity_candidate_{uuid.uuid4().hex[:12]}")
             report.checks, report.output_rows = result.checks, result.rows

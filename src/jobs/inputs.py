@@ -1,19 +1,22 @@
 """Reading the input ports: the raw tables, from Parquet directories or a catalog schema.
 
 Every table is checked before any work (present, a readable Parquet dataset, usable
-columns), and every problem is reported at once.
+columns), and every problem is reported at once. A directory's files are read under
+one schema merged from all their footers (see `raw_files`), never the schema of
+whichever file Spark would sample.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
-from customer_activity.jobs import catalog
+from customer_activity.jobs import catalog, raw_files
 from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.errors import ConfigurationError, InputError
 from customer_activity.transforms.input_ports import INPUT_PORTS, schema_problems
@@ -49,44 +52,68 @@ class InputLocation:
         return str(self.directory) if self.directory else f"{self.catalog}.{self.schema}"
 
 
+@dataclass(frozen=True)
+class RawTable:
+    """A raw table as read: its rows, and how many came from files lacking a column (NULL there)."""
+
+    frame: DataFrame
+    rows_missing_columns: dict[str, int] = field(default_factory=dict)
+
+
 def read_input_ports(spark: SparkSession, location: InputLocation) -> dict[str, DataFrame]:
+    """Every raw table, checked before any work (see `read_raw_tables`)."""
+    return {table: raw.frame for table, raw in read_raw_tables(spark, location).items()}
+
+
+def read_raw_tables(spark: SparkSession, location: InputLocation) -> dict[str, RawTable]:
     """Every raw table, checked before any work: present, readable, usable columns.
 
     All problems are collected so that one run reports everything that is wrong.
     """
-    tables: dict[str, DataFrame] = {}
+    tables: dict[str, RawTable] = {}
     problems: list[str] = []
-    for table, port in INPUT_PORTS.items():
+    for table in INPUT_PORTS:
         try:
-            frame = _read_table(spark, location, table)
+            tables[table] = _read_table(spark, location, table)
         except InputError as error:
-            problems.append(str(error))
-            continue
-        problems.extend(schema_problems(frame.schema, port))
-        tables[table] = frame
+            # One line per problem: a table can have several.
+            problems.extend(str(error).splitlines())
     if problems:
         raise InputError("the input tables cannot be used:\n" + "\n".join(f"  - {p}" for p in problems))
     logger.info("read %d input tables from %s", len(tables), location)
     return tables
 
 
-def _read_table(spark: SparkSession, location: InputLocation, table: str) -> DataFrame:
-    where = location.describe(table)
-    if location.directory is not None:
-        path = location.directory / table
-        if not path.exists():
-            raise InputError(f"{table}: {path} does not exist")
-        problem = parquet_problem(path)
-        if problem is not None:
-            raise InputError(f"{table}: {path} is not a Parquet dataset: {problem}")
+def _read_table(spark: SparkSession, location: InputLocation, table: str) -> RawTable:
+    port = INPUT_PORTS[table]
+    if location.directory is None:
         try:
-            return spark.read.parquet(str(path))
+            frame = spark.read.table(location.table(table).quoted)
         except Exception as error:
-            raise InputError(f"{table}: {path} is not a readable Parquet dataset ({_first_line(error)})") from error
+            raise InputError(f"{table}: table {location.table(table)} cannot be read ({_first_line(error)})") from error
+        _raise_problems(schema_problems(frame.schema, port))
+        return RawTable(frame)
+    path = location.directory / table
+    if not path.exists():
+        raise InputError(f"{table}: {path} does not exist")
+    files = _data_files(path)
+    problem = parquet_problem(path, files)
+    if problem is not None:
+        raise InputError(f"{table}: {path} is not a Parquet dataset: {problem}")
     try:
-        return spark.read.table(location.table(table).quoted)
+        dataset = raw_files.inspect(table, path, files, port.required_columns)
+    except (OSError, pa.ArrowException) as error:
+        raise InputError(f"{table}: {path} is not a readable Parquet dataset ({_first_line(error)})") from error
+    _raise_problems(dataset.problems or schema_problems(dataset.schema, port))
+    try:
+        return RawTable(dataset.read(spark), dataset.rows_missing_columns)
     except Exception as error:
-        raise InputError(f"{table}: table {where} cannot be read ({_first_line(error)})") from error
+        raise InputError(f"{table}: {path} is not a readable Parquet dataset ({_first_line(error)})") from error
+
+
+def _raise_problems(problems: list[str]) -> None:
+    if problems:
+        raise InputError("\n".join(problems))
 
 
 _PARQUET_MAGIC = b"PAR1"
@@ -113,13 +140,13 @@ def _looks_like(head: bytes) -> str:
     return "comma-separated text (CSV?)" if "," in text.splitlines()[0] else "text"
 
 
-def parquet_problem(path: Path) -> str | None:
+def parquet_problem(path: Path, files: list[Path] | None = None) -> str | None:
     """Why `path` cannot be read as a Parquet dataset, or None if it looks like one.
 
     Checked before Spark reads it, so that a wrong file is named plainly instead of
     surfacing as a failed Spark task with a JVM stack trace.
     """
-    files = _data_files(path)
+    files = _data_files(path) if files is None else files
     if not files:
         return "it holds no data files"
     for file in files:

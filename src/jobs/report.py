@@ -25,6 +25,8 @@ class TableReport:
     superseded_versions_removed: int = 0
     unparseable_timestamp_rows: int = 0
     rows_after_staging: int = 0
+    # Per column the output uses: raw rows from files that lack it (dlt added it later).
+    rows_missing_columns: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,6 +68,13 @@ class RunReport:
             f" {t.unparseable_timestamp_rows:>9} {t.rows_after_staging:>9}"
             for table, t in self.inputs.items()
         )
+        missing = [
+            f"{table}.{column} {rows}"
+            for table, t in self.inputs.items()
+            for column, rows in t.rows_missing_columns.items()
+        ]
+        if missing:
+            lines += ["", "  raw rows from files without the column (NULL there): " + ", ".join(missing)]
         lines += [
             "",
             f"  output rows: {self.output_rows}",

@@ -36,6 +36,15 @@ def fingerprint(output_dir: Path) -> dict[str, object]:
     }
 
 
+def table_files(output_dir: Path) -> dict[str, str]:
+    """Every file under the output location, byte for byte: its path and a digest of its content."""
+    return {
+        str(path.relative_to(output_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(output_dir.rglob("*"))
+        if path.is_file() and path.name != "customer_activity_run_report.json"
+    }
+
+
 def run_report(output_dir: Path) -> dict[str, object]:
     return json.loads((output_dir / "customer_activity_run_report.json").read_text())
 

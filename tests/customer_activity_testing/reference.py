@@ -63,7 +63,10 @@ def _latest(rows: list[dict[str, object]], key: str) -> dict[str, dict[str, obje
 
 
 def _read(source: Path, table: str) -> list[dict[str, object]]:
-    return pq.read_table(source / table).to_pylist()
+    """Every file's rows; a column some files lack is None in their rows."""
+    rows = [row for file in sorted((source / table).glob("*.parquet")) for row in pq.read_table(file).to_pylist()]
+    columns = {column for row in rows for column in row}
+    return [{column: row.get(column) for column in columns} for row in rows]
 
 
 def customer_activity(source: Path, as_of: date) -> dict[str, dict[str, object]]:

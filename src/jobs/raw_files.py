@@ -1,0 +1,210 @@
+"""The files of a raw Parquet table, as their footers describe them: one merged schema.
+
+dlt evolves a table's schema between loads: it adds columns, and its files may
+disagree on a column's width (INT32 in one load, INT64 in the next). Spark reads a
+directory with the schema of whichever file it samples, so without care the result
+would depend on file order: half the rows silently NULL, or a type error deep in a
+task. Here every file's footer is read (metadata only, no rows), the schemas are
+merged by fixed rules, and each group of files sharing a schema is read with its
+own schema and cast to the merged one:
+- a column a file lacks is NULL in that file's rows (and counted);
+- compatible types widen: integers to the widest, FLOAT and DOUBLE to DOUBLE,
+  integers and decimals to a decimal that holds both, DATE and TIMESTAMP to
+  TIMESTAMP, TIMESTAMP_NTZ and TIMESTAMP to TIMESTAMP;
+- any other disagreement (a string in one file, a number in another) is an input
+  problem, named with the column, the types and a file of each.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+# Spark (and Parquet decimals it reads) holds at most 38 digits.
+_MAX_PRECISION = 38
+_INTEGRAL_RANK: dict[type[T.DataType], int] = {T.ByteType: 0, T.ShortType: 1, T.IntegerType: 2, T.LongType: 3}
+# Digits an integral type needs as a decimal, as Spark's own type coercion counts them.
+_INTEGRAL_DIGITS: dict[type[T.DataType], int] = {T.ByteType: 3, T.ShortType: 5, T.IntegerType: 10, T.LongType: 20}
+
+
+class UnsupportedTypeError(Exception):
+    """A Parquet column type this job cannot read into Spark."""
+
+
+def spark_type(arrow: pa.DataType) -> T.DataType:
+    """The Spark type Spark's own Parquet reader gives a column of this Arrow (footer) type."""
+    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow):
+        return T.StringType()
+    simple: dict[pa.DataType, T.DataType] = {
+        pa.int8(): T.ByteType(),
+        pa.int16(): T.ShortType(),
+        pa.int32(): T.IntegerType(),
+        pa.int64(): T.LongType(),
+        # Spark reads unsigned Parquet integers into the next wider signed type.
+        pa.uint8(): T.ShortType(),
+        pa.uint16(): T.IntegerType(),
+        pa.uint32(): T.LongType(),
+        pa.uint64(): T.DecimalType(20, 0),
+        pa.float32(): T.FloatType(),
+        pa.float64(): T.DoubleType(),
+        pa.bool_(): T.BooleanType(),
+        pa.date32(): T.DateType(),
+        pa.binary(): T.BinaryType(),
+    }
+    if arrow in simple:
+        return simple[arrow]
+    if pa.types.is_decimal(arrow) and arrow.precision <= _MAX_PRECISION:
+        return T.DecimalType(arrow.precision, arrow.scale)
+    if pa.types.is_timestamp(arrow):
+        # Spark 4 cannot read nanosecond timestamps (it would fail inside a task).
+        if arrow.unit == "ns":
+            raise UnsupportedTypeError("timestamp with nanoseconds")
+        return T.TimestampType() if arrow.tz is not None else T.TimestampNTZType()
+    raise UnsupportedTypeError(str(arrow))
+
+
+def wider_type(left: T.DataType, right: T.DataType) -> T.DataType | None:
+    """The type both `left` and `right` values fit in without loss of meaning; None if none."""
+    if left == right:
+        return left
+    kinds = {type(left), type(right)}
+    if kinds <= set(_INTEGRAL_RANK):
+        return max(left, right, key=lambda t: _INTEGRAL_RANK[type(t)])
+    if kinds <= {*_INTEGRAL_RANK, T.FloatType, T.DoubleType}:
+        return T.DoubleType()
+    if kinds <= {*_INTEGRAL_RANK, T.DecimalType}:
+        return _wider_decimal(_as_decimal(left), _as_decimal(right))
+    if kinds <= {T.DecimalType, T.FloatType, T.DoubleType}:
+        return T.DoubleType()
+    if kinds <= {T.DateType, T.TimestampType, T.TimestampNTZType}:
+        return T.TimestampType() if T.TimestampType in kinds else T.TimestampNTZType()
+    return None
+
+
+def _as_decimal(data_type: T.DataType) -> T.DecimalType:
+    if isinstance(data_type, T.DecimalType):
+        return data_type
+    return T.DecimalType(_INTEGRAL_DIGITS[type(data_type)], 0)
+
+
+def _wider_decimal(left: T.DecimalType, right: T.DecimalType) -> T.DecimalType:
+    scale = max(left.scale, right.scale)
+    whole = max(left.precision - left.scale, right.precision - right.scale)
+    return T.DecimalType(min(whole + scale, _MAX_PRECISION), scale)
+
+
+@dataclass(frozen=True)
+class FileSchema:
+    """One data file: its rows and the Spark types of the wanted columns it has."""
+
+    path: Path
+    rows: int
+    columns: tuple[tuple[str, T.DataType], ...]
+    unsupported: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class RawDataset:
+    """A raw table's files under one merged schema of the wanted columns."""
+
+    table: str
+    directory: Path
+    files: list[FileSchema]
+    schema: T.StructType
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def rows_missing_columns(self) -> dict[str, int]:
+        """Per merged column, the rows from files that lack it (NULL there)."""
+        missing = {
+            name: sum(f.rows for f in self.files if name not in dict(f.columns)) for name in self.schema.fieldNames()
+        }
+        return {name: rows for name, rows in missing.items() if rows}
+
+    def read(self, spark: SparkSession) -> DataFrame:
+        """All rows, each group of files read with its own schema, then cast to the merged one."""
+        groups: dict[tuple[tuple[str, T.DataType], ...], list[Path]] = defaultdict(list)
+        for file in self.files:
+            groups[file.columns].append(file.path)
+        frames = []
+        for columns, paths in sorted(groups.items(), key=lambda item: str(item[1][0])):
+            present = dict(columns)
+            own = T.StructType([T.StructField(name, data_type) for name, data_type in columns])
+            # One group is the whole table: read the directory itself, as any reader would.
+            where = [str(self.directory)] if len(groups) == 1 else [str(p) for p in paths]
+            frame = spark.read.schema(own).parquet(*where)
+            frames.append(
+                frame.select(
+                    *[
+                        (F.col(c.name) if present[c.name] == c.dataType else F.col(c.name).cast(c.dataType)).alias(
+                            c.name
+                        )
+                        if c.name in present
+                        else F.lit(None).cast(c.dataType).alias(c.name)
+                        for c in self.schema.fields
+                    ]
+                )
+            )
+        return functools.reduce(DataFrame.unionByName, frames)
+
+
+def file_schema(path: Path, wanted: tuple[str, ...]) -> FileSchema:
+    """The footer of one file: its row count and the types of the `wanted` columns it has."""
+    metadata = pq.read_metadata(path)
+    arrow = metadata.schema.to_arrow_schema()
+    columns, unsupported = [], []
+    for name in wanted:
+        index = arrow.get_field_index(name)
+        if index < 0:
+            continue
+        try:
+            columns.append((name, spark_type(arrow.field(index).type)))
+        except UnsupportedTypeError as error:
+            unsupported.append((name, str(error)))
+    return FileSchema(path, metadata.num_rows, tuple(columns), tuple(unsupported))
+
+
+def merge(table: str, directory: Path, files: list[FileSchema], wanted: tuple[str, ...]) -> RawDataset:
+    """The merged schema of `files`; disagreements that do not widen become problems."""
+    # One problem per column, naming the first disagreement: enough to find the files.
+    problems: dict[str, str] = {}
+    merged: dict[str, T.DataType] = {}
+    first_seen: dict[str, FileSchema] = {}
+    for file in files:
+        for name, reason in file.unsupported:
+            problems.setdefault(
+                name, f"{table}.{name}: has a type Spark cannot read ({reason}) in {_name(file, directory)}"
+            )
+        for name, data_type in file.columns:
+            if name not in merged:
+                merged[name], first_seen[name] = data_type, file
+                continue
+            wider = wider_type(merged[name], data_type)
+            if wider is None:
+                seen = first_seen[name]
+                problems.setdefault(
+                    name,
+                    f"{table}.{name}: files disagree on its type: {dict(seen.columns)[name].simpleString()} in "
+                    f"{_name(seen, directory)}, {data_type.simpleString()} in {_name(file, directory)}",
+                )
+                continue
+            merged[name] = wider
+    schema = T.StructType([T.StructField(name, merged[name]) for name in wanted if name in merged])
+    return RawDataset(table, directory, files, schema, [problems[name] for name in wanted if name in problems])
+
+
+def _name(file: FileSchema, directory: Path) -> str:
+    return str(file.path.relative_to(directory)) if file.path != directory else file.path.name
+
+
+def inspect(table: str, directory: Path, files: list[Path], wanted: tuple[str, ...]) -> RawDataset:
+    """Read every file's footer and merge their schemas over the `wanted` columns."""
+    return merge(table, directory, [file_schema(path, wanted) for path in files], wanted)
