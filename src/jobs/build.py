@@ -66,7 +66,6 @@ class BuildConfig:
             raise ConfigurationError("started_at must be timezone-aware (UTC)")
         if self.source.directory is not None and self.output.directory is not None:
             publishing.check_output_outside_input(self.source.directory, self.output.directory)
-        self.output.check_publishable()
 
 
 @dataclass
@@ -175,40 +174,63 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
         output=config.output.published,
         table_format=publishing.TABLE_FORMAT,
     )
+    # Checked before anything is read; a build that cannot have the output writes no report
+    # there, so that it never replaces the report of the build that has it.
+    config.output.check_usable(spark)
+    with config.output.exclusive(run_id):
+        try:
+            with _timed(report, "load_contract"):
+                contract = load_contract(config.contract_path)
+            _run(spark, config, contract, lineage, report)
+            return report
+        except CustomerActivityError as error:
+            report.status, report.error = "failed", str(error)
+            lineage.fail(read_datasets, written_dataset, contract, report.error)
+            raise
+        except Exception as error:
+            report.status, report.error = "failed", f"internal error: {type(error).__name__}: {error}"
+            lineage.fail(read_datasets, written_dataset, contract, report.error)
+            raise
+        finally:
+            _write_report(report, config.output.report_path)
+
+
+def _run(
+    spark: SparkSession, config: BuildConfig, contract: OutputContract, lineage: Lineage, report: RunReport
+) -> None:
+    """The build itself, holding the output; fills `report` as it goes."""
+    read_datasets, written_dataset = lineage_datasets(config.source, config.output)
+    report.leftovers_removed = config.output.remove_leftovers()
+    report.contract_id, report.contract_version = contract.id, contract.version
+    lineage.start(read_datasets, written_dataset, contract, config.started_at)
+    started_from = config.output.version_now(spark)
+    with _timed(report, "read_inputs"):
+        raw = inputs.read_raw_tables(spark, config.source)
+    staged, observed = stage_with_observations({table: table_raw.frame for table, table_raw in raw.items()})
+    candidate = build_candidate(staged, config, contract)
+    with publishing.StagingArea(spark, config.output, config.run_id) as staging_area:
+        with _timed(report, "build_and_stage"):
+            staged_output = staging_area.write(candidate)
+        report.inputs = {table: watch.report(raw[table].rows_missing_columns) for table, watch in observed.items()}
+        with _timed(report, "audit"):
+            result = audit(staged_output, contract, view=f"customer_activity_candidate_{uuid.uuid4().hex[:12]}")
+        report.checks, report.output_rows = result.checks, result.rows
+        if result.failures:
+            raise ContractViolationError(result.failures)
+        with _timed(report, "publish"):
+            report.published_version = staging_area.publish(contract, started_from)
+    report.status = "succeeded"
+    lineage.complete(read_datasets, written_dataset, contract, report.output_rows, report.checks)
+
+
+def _write_report(report: RunReport, path: Path | None) -> None:
+    """Write the run report; a failure to do so is logged, never raised over the run's own outcome."""
+    if path is None:
+        return
     try:
-        with _timed(report, "load_contract"):
-            contract = load_contract(config.contract_path)
-        report.contract_id, report.contract_version = contract.id, contract.version
-        lineage.start(read_datasets, written_dataset, contract, config.started_at)
-        with _timed(report, "read_inputs"):
-            raw = inputs.read_raw_tables(spark, config.source)
-        staged, observed = stage_with_observations({table: table_raw.frame for table, table_raw in raw.items()})
-        candidate = build_candidate(staged, config, contract)
-        with publishing.StagingArea(spark, config.output, run_id) as staging_area:
-            with _timed(report, "build_and_stage"):
-                staged_output = staging_area.write(candidate)
-            report.inputs = {table: watch.report(raw[table].rows_missing_columns) for table, watch in observed.items()}
-            with _timed(report, "audit"):
-                result = audit(staged_output, contract, view=f"customer_activity_candidate_{uuid.uuid4().hex[:12]}")
-            report.checks, report.output_rows = result.checks, result.rows
-            if result.failures:
-                raise ContractViolationError(result.failures)
-            with _timed(report, "publish"):
-                report.published_version = staging_area.publish(contract)
-        report.status = "succeeded"
-        lineage.complete(read_datasets, written_dataset, contract, report.output_rows, report.checks)
-        return report
-    except CustomerActivityError as error:
-        report.status, report.error = "failed", str(error)
-        lineage.fail(read_datasets, written_dataset, contract, report.error)
-        raise
-    except Exception as error:
-        report.status, report.error = "failed", f"internal error: {type(error).__name__}: {error}"
-        lineage.fail(read_datasets, written_dataset, contract, report.error)
-        raise
-    finally:
-        if config.output.report_path is not None:
-            report.write(config.output.report_path)
+        report.write(path)
+    except OSError as error:
+        logger.error("the run report could not be written to %s: %s", path, error)
 
 
 ENTROPY_DATA = "entropy-data"

@@ -8,6 +8,7 @@ EXIT_USAGE = 2
 EXIT_INPUT_ERROR = 3
 EXIT_CONTRACT_VIOLATION = 4
 EXIT_PUBLISH_ERROR = 5
+EXIT_OUTPUT_BUSY = 6
 
 
 class CustomerActivityError(Exception):
@@ -51,3 +52,9 @@ class PublishError(CustomerActivityError):
     """The marketplace refused a document or could not be reached."""
 
     exit_code = EXIT_PUBLISH_ERROR
+
+
+class OutputBusyError(CustomerActivityError):
+    """Another build holds the output, or changed it while this one ran; nothing was published."""
+
+    exit_code = EXIT_OUTPUT_BUSY

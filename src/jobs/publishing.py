@@ -21,16 +21,17 @@ import contextlib
 import logging
 import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
-from customer_activity.jobs import catalog
+from customer_activity.jobs import catalog, output_dir
 from customer_activity.jobs.catalog import DeltaPath, Table, TableName, TableState
 from customer_activity.jobs.contract import OutputContract
-from customer_activity.jobs.errors import EXIT_OK, ConfigurationError, ContractDefinitionError
+from customer_activity.jobs.errors import EXIT_OK, ConfigurationError, ContractDefinitionError, OutputBusyError
 from customer_activity.jobs.session import create_spark_session
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ _STAGING = f".{OUTPUT_TABLE}.staging"
 # DESCRIBE HISTORY's operation for INSERT OVERWRITE, and for RESTORE: the commits that
 # change which rows are published (the others change metadata only).
 _PUBLISHING_OPERATIONS = ("WRITE", "RESTORE")
+# `OutputLocation.version_now` of a catalog table that does not exist yet.
+ABSENT = -1
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,42 @@ class OutputLocation:
         if self.directory is None:
             raise ConfigurationError("this output is a catalog table, not a directory")
         return self.directory
+
+    def check_usable(self, spark: SparkSession) -> None:
+        """Refuse, before any input is read, an output the build could not publish to.
+
+        A directory must be creatable and writable, with no symbolic link where the job
+        writes; a catalog output's schema must exist (the bundle deploys it).
+        """
+        if self.table is not None:
+            schema = f"{self.table.catalog}.{self.table.schema}"
+            if not spark.catalog.databaseExists(schema):
+                raise ConfigurationError(
+                    f"the output schema {schema} does not exist: deploy the bundle, which creates it, or create it"
+                )
+            return
+        directory = self._directory
+        output_dir.check_usable(directory, (OUTPUT_TABLE, _STAGING, output_dir.LOCK_FILE, REPORT_FILE))
+        self.check_publishable()
+
+    def exclusive(self, run_id: str) -> contextlib.AbstractContextManager[None]:
+        """One build at a time per output directory; in a catalog, Delta detects concurrent commits."""
+        if self.directory is None:
+            return contextlib.nullcontext()
+        return output_dir.exclusive(self.directory, run_id)
+
+    def remove_leftovers(self) -> list[str]:
+        """Remove what builds that died left in a directory output; call it holding `exclusive`."""
+        if self.directory is None:
+            return []
+        temporary = tuple(sorted(self.directory.glob(f".{REPORT_FILE}.*.tmp")))
+        return output_dir.remove_leftovers(self.directory, self.directory / _STAGING, temporary)
+
+    def version_now(self, spark: SparkSession) -> int | None:
+        """The catalog table's Delta version before this build (ABSENT if none), for `publish` to compare."""
+        if self.table is None:
+            return None
+        return current_version(spark, self.table) if _exists(spark, self.table) else ABSENT
 
     def check_publishable(self) -> None:
         """A local output that is not a Delta table (an older Parquet output, a file) is named now."""
@@ -151,13 +190,22 @@ class StagingArea:
             candidate.write.format(TABLE_FORMAT).mode("error").save(str(self.table.path))
         return self._spark.read.table(self.table.quoted)
 
-    def publish(self, contract: OutputContract) -> int:
+    def publish(self, contract: OutputContract, started_from: int | None = None) -> int:
         """Replace the published rows with the staged ones; returns the Delta version committed.
 
-        Call it only once the audit has passed the frame `write` returned.
+        Call it only once the audit has passed the frame `write` returned. With
+        `started_from` (the table's version when the build began, or ABSENT), a table
+        another writer changed meanwhile is left alone: this build's rows are older.
         """
         target = self.output.target
         existed = _exists(self._spark, target)
+        if started_from is not None:
+            now = current_version(self._spark, target) if existed else ABSENT
+            if now != started_from:
+                raise OutputBusyError(
+                    f"{target} changed while this build ran (Delta version {_version_text(started_from)} when it "
+                    f"started, {_version_text(now)} now): another writer published; this build published nothing"
+                )
         self._spark.sql(catalog.create_table(target, contract))
         try:
             schema = self._spark.read.table(target.quoted).schema
@@ -171,7 +219,12 @@ class StagingArea:
             for statement in catalog.relaxations(target, contract, state):
                 self._spark.sql(statement)
             self._spark.sql(catalog.replace_rows(target, self.table, contract))
-        except Exception:
+        except Exception as error:
+            if _concurrent_commit(error):
+                raise OutputBusyError(
+                    f"another writer committed to {target} at the same moment ({type(error).__name__}); "
+                    "Delta kept that commit and this build published nothing"
+                ) from error
             if not existed:
                 # An empty table would break the contract (it requires rows): no table is better.
                 self._drop(target)
@@ -195,6 +248,16 @@ class StagingArea:
         if isinstance(self.table, DeltaPath):
             with contextlib.suppress(OSError):
                 self.table.path.parent.rmdir()
+
+
+def _version_text(version: int) -> str:
+    return "none (no table)" if version == ABSENT else str(version)
+
+
+def _concurrent_commit(error: BaseException) -> bool:
+    """Delta's optimistic concurrency refused the commit (ConcurrentAppendException and its kin)."""
+    condition = getattr(error, "getCondition", lambda: None)()
+    return "Concurrent" in type(error).__name__ or str(condition or "").startswith("DELTA_CONCURRENT")
 
 
 def _exists(spark: SparkSession, table: Table) -> bool:
@@ -301,6 +364,8 @@ def _restored_version(parameters: dict[str, str] | None) -> int | None:
 def restore_command(output: OutputLocation, version: int | None = None) -> int:
     """The `restore` command: restore, then say which version came back as which."""
     spark = create_spark_session()
-    restored, committed = restore(spark, output, version)
+    output.check_usable(spark)
+    with output.exclusive(f"restore-{uuid.uuid4().hex[:8]}"):
+        restored, committed = restore(spark, output, version)
     print(f"Restored {output.published} to its version {restored}; it is now version {committed}.")
     return EXIT_OK

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -46,6 +48,8 @@ class RunReport:
     checks: list[CheckResult] = field(default_factory=list)
     durations_seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    # What builds that died left under the output, removed by this one.
+    leftovers_removed: list[str] = field(default_factory=list)
     code_version: str = field(default_factory=code_version)
 
     @property
@@ -88,7 +92,15 @@ class RunReport:
         return "\n".join(lines)
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        temporary.replace(path)
+        """Replace the report at `path` in one rename; never writes through a symbolic link."""
+        if path.is_symlink():
+            raise OSError(f"{path} is a symbolic link")
+        # A fresh, exclusively created file (mkstemp) cannot be a link someone placed.
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(json.dumps(self.to_dict(), indent=2) + "\n")
+            Path(temporary).replace(path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise

@@ -37,11 +37,12 @@ def fingerprint(output_dir: Path) -> dict[str, object]:
 
 
 def table_files(output_dir: Path) -> dict[str, str]:
-    """Every file under the output location, byte for byte: its path and a digest of its content."""
+    """The published table byte for byte: each file's path and a digest of its content."""
+    table = output_dir / "customer_activity"
     return {
-        str(path.relative_to(output_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(output_dir.rglob("*"))
-        if path.is_file() and path.name != "customer_activity_run_report.json"
+        str(path.relative_to(table)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(table.rglob("*"))
+        if path.is_file()
     }
 
 

@@ -17,10 +17,11 @@ import pytest
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
+from customer_activity.jobs import build as build_job
 from customer_activity.jobs import catalog
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.contract import load_contract
-from customer_activity.jobs.errors import EXIT_OK
+from customer_activity.jobs.errors import EXIT_OK, EXIT_OUTPUT_BUSY, EXIT_USAGE
 from customer_activity.transforms.input_ports import INPUT_PORTS
 from customer_activity_testing import reference
 from customer_activity_testing.outputs import AS_OF, as_utc
@@ -124,3 +125,33 @@ def test_the_consumer_side_contract_test_passes_through_the_catalog(built, capsy
     out = capsys.readouterr().out
     assert f"Contract test of {CATALOG}.{OUTPUT}.customer_activity (datacontract-cli, server 'production')" in out
     assert "passed" in out.lower()
+
+
+def test_an_output_schema_that_does_not_exist_is_refused_before_any_work(raw_schema, capsys):
+    build = ["build", "--catalog", CATALOG, "--source-schema", raw_schema, "--output-schema", "ca_no_such_schema"]
+
+    assert main(build) == EXIT_USAGE
+
+    error = capsys.readouterr().err
+    assert f"the output schema {CATALOG}.ca_no_such_schema does not exist: deploy the bundle" in error
+    assert "Traceback" not in error
+
+
+def test_a_commit_by_another_writer_during_the_build_is_not_overwritten(built, raw_schema, spark, monkeypatch, capsys):
+    rows = sorted(spark.read.table(built).collect())
+    audit = build_job.audit
+
+    def audit_while_another_writer_commits(*args: object, **kwargs: object):
+        spark.sql(f"ALTER TABLE {built} SET TBLPROPERTIES ('another.writer' = 'was here')")
+        return audit(*args, **kwargs)
+
+    monkeypatch.setattr(build_job, "audit", audit_while_another_writer_commits)
+    build = ["build", "--catalog", CATALOG, "--source-schema", raw_schema, "--output-schema", OUTPUT]
+
+    assert main(build) == EXIT_OUTPUT_BUSY
+
+    error = capsys.readouterr().err
+    assert f"{CATALOG}.{OUTPUT}.customer_activity changed while this build ran (Delta version " in error
+    assert "another writer published; this build published nothing" in error
+    assert sorted(spark.read.table(built).collect()) == rows
+    assert spark.sql(f"DESCRIBE HISTORY {built} LIMIT 1").first().operation == "SET TBLPROPERTIES"

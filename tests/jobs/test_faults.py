@@ -36,7 +36,7 @@ def fail(message: str):
 
 
 def test_a_failure_while_reading_inputs(sample_source, output_copy, baseline, monkeypatch, capsys):
-    monkeypatch.setattr(inputs, "read_input_ports", fail("injected: the source disk went away"))
+    monkeypatch.setattr(inputs, "read_raw_tables", fail("injected: the source disk went away"))
     assert build(sample_source, output_copy) == EXIT_INTERNAL_ERROR
     assert "internal error" in capsys.readouterr().err
     assert_untouched(output_copy, *baseline)
