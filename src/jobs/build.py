@@ -50,6 +50,20 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# As-of dates a build accepts: far beyond any real use on both sides, and well inside
+# what Python and Spark can compute with (the 30-day window, sample histories).
+EARLIEST_AS_OF, LATEST_AS_OF = date(1900, 1, 1), date(2999, 12, 31)
+
+
+def as_of_problem(as_of: date) -> str | None:
+    """Why `as_of` cannot be a build's as-of date, or None."""
+    if EARLIEST_AS_OF <= as_of <= LATEST_AS_OF:
+        return None
+    return (
+        f"the as-of date {as_of.isoformat()} is out of range: it must lie between {EARLIEST_AS_OF} and {LATEST_AS_OF}"
+    )
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     """One build: where the inputs are, where the output goes, and for which day."""
@@ -64,6 +78,9 @@ class BuildConfig:
     def __post_init__(self) -> None:
         if self.started_at.tzinfo is None:
             raise ConfigurationError("started_at must be timezone-aware (UTC)")
+        problem = as_of_problem(self.as_of)
+        if problem:
+            raise ConfigurationError(problem)
         if self.source.directory is not None and self.output.directory is not None:
             publishing.check_output_outside_input(self.source.directory, self.output.directory)
 
@@ -184,11 +201,12 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
             _run(spark, config, contract, lineage, report)
             return report
         except CustomerActivityError as error:
-            report.status, report.error = "failed", str(error)
+            report.status, report.error = "failed", secrets.mask_url_credentials(str(error))
             lineage.fail(read_datasets, written_dataset, contract, report.error)
             raise
         except Exception as error:
-            report.status, report.error = "failed", f"internal error: {type(error).__name__}: {error}"
+            report.status = "failed"
+            report.error = secrets.mask_url_credentials(f"internal error: {type(error).__name__}: {error}")
             lineage.fail(read_datasets, written_dataset, contract, report.error)
             raise
         finally:

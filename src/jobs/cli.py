@@ -17,7 +17,7 @@ from pathlib import Path
 from customer_activity.jobs import build, contract_test, local_run, marketplace, publishing, sample_data, secrets
 from customer_activity.jobs.build import ENTROPY_DATA as LINEAGE_ENTROPY_DATA
 from customer_activity.jobs.build import STANDARD as LINEAGE_STANDARD
-from customer_activity.jobs.build import BuildConfig, LineageSettings
+from customer_activity.jobs.build import BuildConfig, LineageSettings, as_of_problem
 from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.contract import default_contract_path
 from customer_activity.jobs.contract_test import ContractTestConfig
@@ -35,9 +35,13 @@ DEFAULT_PRODUCT_FILE = Path("customer-activity.odps.yaml")
 
 def _as_of(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date of the form YYYY-MM-DD") from None
+    problem = as_of_problem(day)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return day
 
 
 def _positive(text: str) -> int:
@@ -214,10 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    secrets.mask_credentials_in_logs()
     try:
         return _COMMANDS[args.command](args)
     except CustomerActivityError as error:
-        print(f"customer-activity {args.command} failed: {error}", file=sys.stderr)
+        print(f"customer-activity {args.command} failed: {secrets.mask_url_credentials(str(error))}", file=sys.stderr)
         return error.exit_code
     except Exception:
         logger.exception("internal error")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+from typing import Any
 
 from customer_activity.jobs.errors import ConfigurationError
 
@@ -48,6 +50,40 @@ def redact(text: str, *secrets: Secret | None) -> str:
         if secret is not None:
             text = text.replace(secret.reveal(), "***")
     return text
+
+
+# `scheme://user:password@` (or `scheme://token@`): the credentials part of a URL.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
+
+
+def mask_url_credentials(text: str) -> str:
+    """`text` with the user and password of every URL in it replaced by `***`."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
+def mask_credentials_in_logs() -> None:
+    """Make every log record, of any logger, mask credentials in the URLs its message names.
+
+    A record factory rather than a handler filter: it holds for handlers added later
+    (by Spark, by libraries, by a test's log capture) too.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "masks_url_credentials", False):
+        return
+
+    def masking(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed call: leave it to logging to report
+            return record
+        masked = mask_url_credentials(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return record
+
+    masking.masks_url_credentials = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(masking)
 
 
 def api_key_from_environment() -> Secret | None:

@@ -177,7 +177,9 @@ def unparseable_timestamp(column: Column, data_type: T.DataType) -> Column:
 def _version(column: Column, data_type: T.DataType) -> Column:
     if isinstance(data_type, _INTEGRAL_TYPES):
         return column.cast(T.LongType())
-    return column.cast(T.DoubleType())
+    # Spark ranks NaN above every number; a NaN version says no more than a NULL one.
+    as_double = column.cast(T.DoubleType())
+    return F.when(~F.isnan(as_double), as_double)
 
 
 def conform(raw: DataFrame, port: InputPort, columns: tuple[str, ...]) -> DataFrame:

@@ -7,6 +7,7 @@ tests compare the build's output against it on generated data.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -48,6 +49,8 @@ def _number(value: object) -> Decimal | None:
 
 def _rank(row: dict[str, object]) -> tuple:
     version, load_id, dlt_id = row["version"], _number(row["_dlt_load_id"]), row["_dlt_id"]
+    if isinstance(version, float) and math.isnan(version):  # NaN says no more than NULL
+        version = None
     return (version is not None, version or 0, load_id is not None, load_id or 0, dlt_id is not None, dlt_id or "")
 
 

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from customer_activity.jobs.build import BuildConfig
 from customer_activity.jobs.cli import main
-from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_INPUT_ERROR, EXIT_OK, EXIT_USAGE
+from customer_activity.jobs.errors import (
+    EXIT_CONTRACT_VIOLATION,
+    EXIT_INPUT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigurationError,
+)
+from customer_activity.jobs.inputs import InputLocation
+from customer_activity.jobs.publishing import OutputLocation
 from customer_activity_testing.outputs import build, fingerprint, run_report
 from customer_activity_testing.outputs import published as published_rows
 
@@ -165,6 +175,26 @@ def test_an_invalid_as_of_date_is_refused(capsys):
         main(["build", "--source-dir", "raw", "--output-dir", "out", "--as-of", "2026-13-01"])
     assert exited.value.code == EXIT_USAGE
     assert "'2026-13-01' is not a date of the form YYYY-MM-DD" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("as_of", ["9999-12-31", "0001-01-01", "1899-12-31", "3000-01-01"])
+@pytest.mark.parametrize("command", ["build", "run"])
+def test_an_as_of_date_out_of_range_is_refused(as_of, command, capsys):
+    arguments = ["--source-dir", "raw", "--output-dir", "out"] if command == "build" else []
+    with pytest.raises(SystemExit) as exited:
+        main([command, *arguments, "--as-of", as_of])
+    assert exited.value.code == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert f"the as-of date {as_of} is out of range: it must lie between 1900-01-01 and 2999-12-31" in error
+    assert "Traceback" not in error
+
+
+def test_a_build_configuration_refuses_an_as_of_date_out_of_range():
+    with pytest.raises(ConfigurationError, match="the as-of date 0001-01-01 is out of range"):
+        BuildConfig(InputLocation(directory=Path("raw")), OutputLocation(directory=Path("out")), as_of=date.min)
+    assert BuildConfig(
+        InputLocation(directory=Path("raw")), OutputLocation(directory=Path("out")), as_of=date(2999, 12, 31)
+    ).as_of == date(2999, 12, 31)
 
 
 @pytest.mark.parametrize(

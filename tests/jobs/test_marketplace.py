@@ -11,7 +11,7 @@ from customer_activity.jobs import marketplace
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.contract import default_contract_path
 from customer_activity.jobs.errors import EXIT_OK, EXIT_PUBLISH_ERROR, PublishError
-from customer_activity.jobs.secrets import Secret
+from customer_activity.jobs.secrets import Secret, mask_url_credentials
 from customer_activity_testing.http_server import Answer, closed_port_url
 from customer_activity_testing.paths import REPOSITORY
 
@@ -147,3 +147,26 @@ def test_a_secret_does_not_print():
     secret = Secret(KEY)
     assert KEY not in f"{secret} {secret!r} {[secret]}"
     assert secret.reveal() == KEY
+
+
+def test_credentials_in_a_url_are_masked_and_nothing_else_is():
+    text = (
+        "PUT https://alice:s3cret@api.example.com/api/x failed; see s3://token@bucket/key and https://api.example.com"
+    )
+    assert mask_url_credentials(text) == (
+        "PUT https://***@api.example.com/api/x failed; see s3://***@bucket/key and https://api.example.com"
+    )
+    assert mask_url_credentials("no address here: user@example.com") == "no address here: user@example.com"
+
+
+def test_credentials_in_the_host_url_never_appear_in_retry_warnings_or_errors(http_server, with_key, capsys, caplog):
+    http_server.answer(*[Answer(503)] * 4)
+    host = http_server.url.replace("http://", "http://alice:s3cret@")
+    caplog.set_level(logging.DEBUG)
+
+    assert main(["-v", "publish", "--host", host, "--product", str(PRODUCT)]) == EXIT_PUBLISH_ERROR
+
+    captured = capsys.readouterr()
+    assert "s3cret" not in captured.out + captured.err + caplog.text
+    assert "http://***@127.0.0.1" in caplog.text
+    assert "retrying (attempt 1 of 4)" in caplog.text

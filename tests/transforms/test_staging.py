@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from customer_activity.transforms import staging
 from customer_activity_testing.builders import raw
@@ -57,6 +58,22 @@ def test_a_null_version_ranks_below_every_version(spark):
         {"organization_id": "o2", "vanity_url": "only unversioned", "version": None},
     )
     assert vanity_urls(staging.stg_organizations(organizations)) == {"o1": "versioned", "o2": "only unversioned"}
+
+
+def test_a_nan_version_ranks_like_a_null_one(spark):
+    """A DOUBLE version column may hold NaN, which Spark would rank above every number."""
+    organizations = raw(
+        spark,
+        "organization",
+        {"organization_id": "o1", "vanity_url": "versioned", "version": 0, "_dlt_load_id": "1.0"},
+        {"organization_id": "o1", "vanity_url": "NaN", "_dlt_load_id": "99.0"},
+        {"organization_id": "o2", "vanity_url": "NaN, later load", "_dlt_load_id": "2.0"},
+        {"organization_id": "o2", "vanity_url": "NULL, earlier load", "version": None, "_dlt_load_id": "1.0"},
+    ).withColumn(
+        "version",
+        F.when(F.col("vanity_url").startswith("NaN"), F.lit(float("nan"))).otherwise(F.col("version").cast("double")),
+    )
+    assert vanity_urls(staging.stg_organizations(organizations)) == {"o1": "versioned", "o2": "NaN, later load"}
 
 
 def test_rows_with_a_null_key_are_not_entities(spark):
