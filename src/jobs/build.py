@@ -218,7 +218,7 @@ def _run(
 ) -> None:
     """The build itself, holding the output; fills `report` as it goes."""
     read_datasets, written_dataset = lineage_datasets(config.source, config.output)
-    report.leftovers_removed = config.output.remove_leftovers()
+    report.leftovers_removed = config.output.remove_leftovers(spark, config.started_at)
     report.contract_id, report.contract_version = contract.id, contract.version
     lineage.start(read_datasets, written_dataset, contract, config.started_at)
     started_from = config.output.version_now(spark)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pyspark.sql import types as T
@@ -26,6 +27,8 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 _PRINCIPAL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+\- ]{0,254}")
 
 STAGING_PREFIX = "_customer_activity_staging_"
+# A staging table's name: the prefix, then the run id, which starts with the run's UTC start.
+_STAGED_RUN = re.compile(re.escape(STAGING_PREFIX) + r"(\d{8}t\d{6}z)_")
 CONSTRAINT_PREFIX = "ca_"
 _CONSTRAINT_PROPERTY = "delta.constraints."
 
@@ -112,6 +115,14 @@ def staging_table(output: TableName, staging_schema: str, run_id: str) -> TableN
     """
     name = STAGING_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", run_id).lower()
     return TableName(output.catalog, staging_schema, name)
+
+
+def staging_run_start(table: str) -> datetime | None:
+    """When the run that staged `table` started (from its run id), or None if no run staged it."""
+    match = _STAGED_RUN.match(table)
+    if match is None:
+        return None
+    return datetime.strptime(match.group(1), "%Y%m%dt%H%M%Sz").replace(tzinfo=UTC)
 
 
 def create_schema(catalog: str, schema: str) -> str:

@@ -23,6 +23,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -43,6 +44,9 @@ _STAGING = f".{OUTPUT_TABLE}.staging"
 # DESCRIBE HISTORY's operation for INSERT OVERWRITE, and for RESTORE: the commits that
 # change which rows are published (the others change metadata only).
 _PUBLISHING_OPERATIONS = ("WRITE", "RESTORE")
+# A staged candidate in a catalog this much older than its run's start is a leftover:
+# the Databricks job times out after 3 hours.
+LEFTOVER_AGE = timedelta(days=1)
 # `OutputLocation.version_now` of a catalog table that does not exist yet.
 ABSENT = -1
 
@@ -89,8 +93,18 @@ class OutputLocation:
     def staging(self, run_id: str) -> Table:
         """Where `run_id` stages its candidate, out of the consumers' sight."""
         if self.table is not None:
-            return catalog.staging_table(self.table, self.staging_schema or f"{self.table.schema}_staging", run_id)
+            return catalog.staging_table(self.table, self._staging_schema, run_id)
         return DeltaPath(self._directory / _STAGING / run_id)
+
+    @property
+    def _table(self) -> TableName:
+        if self.table is None:
+            raise ConfigurationError("this output is a directory, not a catalog table")
+        return self.table
+
+    @property
+    def _staging_schema(self) -> str:
+        return self.staging_schema or f"{self._table.schema}_staging"
 
     @property
     def _directory(self) -> Path:
@@ -121,12 +135,30 @@ class OutputLocation:
             return contextlib.nullcontext()
         return output_dir.exclusive(self.directory, run_id)
 
-    def remove_leftovers(self) -> list[str]:
-        """Remove what builds that died left in a directory output; call it holding `exclusive`."""
-        if self.directory is None:
+    def remove_leftovers(self, spark: SparkSession, now: datetime) -> list[str]:
+        """Remove what builds that died left behind, and say what.
+
+        A directory: everything in its staging area and half-written reports (call it
+        holding `exclusive`). A catalog has no lock: only candidates staged by runs that
+        started more than LEFTOVER_AGE before `now` are dropped, longer than the job's
+        own timeout, so none belongs to a run still going.
+        """
+        if self.directory is not None:
+            temporary = tuple(sorted(self.directory.glob(f".{REPORT_FILE}.*.tmp")))
+            return output_dir.remove_leftovers(self.directory, self.directory / _STAGING, temporary)
+        catalog_name, schema = self._table.catalog, self._staging_schema
+        if not spark.catalog.databaseExists(f"{catalog_name}.{schema}"):
             return []
-        temporary = tuple(sorted(self.directory.glob(f".{REPORT_FILE}.*.tmp")))
-        return output_dir.remove_leftovers(self.directory, self.directory / _STAGING, temporary)
+        removed = []
+        for listed in spark.catalog.listTables(f"{catalog_name}.{schema}"):
+            started = catalog.staging_run_start(listed.name)
+            if started is not None and now - started > LEFTOVER_AGE:
+                leftover = TableName(catalog_name, schema, listed.name)
+                spark.sql(catalog.drop_table(leftover))
+                removed.append(str(leftover))
+        if removed:
+            logger.warning("dropped candidates of builds that did not finish: %s", ", ".join(removed))
+        return removed
 
     def version_now(self, spark: SparkSession) -> int | None:
         """The catalog table's Delta version before this build (ABSENT if none), for `publish` to compare."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -107,8 +108,19 @@ def test_a_second_build_then_restore_brings_back_the_first_rows(built, raw_schem
     first = {row.organization_id: row.updated_at for row in spark.read.table(built).collect()}
     build = ["build", "--catalog", CATALOG, "--source-schema", raw_schema, "--output-schema", OUTPUT]
 
+    # What killed runs left in the staging schema: one from long ago, one that may still be running.
+    staging = f"{CATALOG}.{OUTPUT}_staging"
+    dead = f"{staging}._customer_activity_staging_20200101t000000z_dead0001"
+    running = f"{staging}._customer_activity_staging_{datetime.now(UTC):%Y%m%dt%H%M%Sz}_live0001"
+    for leftover in (dead, running):
+        spark.sql(f"CREATE TABLE {leftover} (x INT) USING DELTA")
+
     with caplog.at_level(logging.WARNING, logger="customer_activity.jobs.publishing"):
         assert main(build) == EXIT_OK
+    assert not spark.catalog.tableExists(dead)
+    assert spark.catalog.tableExists(running)
+    spark.sql(f"DROP TABLE {running}")
+    assert f"dropped candidates of builds that did not finish: {dead}" in caplog.text
     assert "grants skipped: Spark's own catalog has no GRANT" in caplog.text
     assert "GRANT SELECT ON TABLE" in caplog.text
     second = {row.organization_id: row.updated_at for row in spark.read.table(built).collect()}
