@@ -113,14 +113,17 @@ def test_a_run_report_that_cannot_be_written_never_replaces_the_runs_error(sampl
     assert "the run report could not be written to" in caplog.text
 
 
-def test_leftovers_of_builds_that_died_are_removed_and_reported(sample_source, output_copy):
+def test_leftovers_of_builds_that_died_are_removed_and_reported(output_copy, tmp_path):
     dead = output_copy / ".customer_activity.staging" / "20261119T060000Z-dead0001"
     (dead / "_temporary").mkdir(parents=True)
     (dead / "part-00000.parquet").write_bytes(b"half a candidate")
     temporary = output_copy / ".customer_activity_run_report.json.x1y2.tmp"
     temporary.write_text("{")
+    files = table_files(output_copy)
 
-    assert build(sample_source, output_copy) == EXIT_OK
+    # Cleaning up comes first, once the build holds the output: even a build that then
+    # fails on its inputs has done it.
+    assert build(tmp_path / "no-inputs-here", output_copy) == EXIT_INPUT_ERROR
 
     assert not dead.exists()
     assert not temporary.exists()
@@ -128,6 +131,7 @@ def test_leftovers_of_builds_that_died_are_removed_and_reported(sample_source, o
         ".customer_activity.staging/20261119T060000Z-dead0001",
         ".customer_activity_run_report.json.x1y2.tmp",
     ]
+    assert table_files(output_copy) == files
 
 
 # The first build, in a process of its own: it holds the output while it stages its
