@@ -14,21 +14,21 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from customer_activity.jobs import build, contract_test, local_run, marketplace, publishing, sample_data, secrets
+from customer_activity.jobs import build, publishing, secrets
 from customer_activity.jobs.build import ENTROPY_DATA as LINEAGE_ENTROPY_DATA
 from customer_activity.jobs.build import STANDARD as LINEAGE_STANDARD
 from customer_activity.jobs.build import BuildConfig, LineageSettings, as_of_problem
 from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.contract import default_contract_path
-from customer_activity.jobs.contract_test import ContractTestConfig
 from customer_activity.jobs.errors import EXIT_INTERNAL_ERROR, ConfigurationError, CustomerActivityError
 from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.lineage import DEFAULT_NAMESPACE
-from customer_activity.jobs.local_run import DEFAULT_WORKDIR, LocalRunConfig
 from customer_activity.jobs.publishing import OUTPUT_TABLE, OutputLocation
 
 logger = logging.getLogger("customer_activity")
 
+# Where `run` puts its sample input and output, relative to where it is started.
+DEFAULT_WORKDIR = Path("local-run")
 # The ODPS file sits at the top of the checkout; CI publishes from there.
 DEFAULT_PRODUCT_FILE = Path("customer-activity.odps.yaml")
 
@@ -234,7 +234,14 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
+# Each command imports the modules only it uses, in its own function: a `build` on a
+# job cluster then loads neither the marketplace client, nor the sample generator,
+# nor the contract test engine (each start pays for every import).
+
+
 def _generate(args: argparse.Namespace) -> int:
+    from customer_activity.jobs import sample_data  # noqa: PLC0415
+
     return sample_data.write_sample(args.output_dir, args.organizations, args.as_of or _today(), args.seed)
 
 
@@ -257,6 +264,8 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _publish_to_marketplace(args: argparse.Namespace) -> int:
+    from customer_activity.jobs import marketplace  # noqa: PLC0415
+
     config = marketplace.PublishConfig(
         contract=args.contract or default_contract_path(),
         product=args.product or DEFAULT_PRODUCT_FILE,
@@ -268,7 +277,9 @@ def _publish_to_marketplace(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = LocalRunConfig(
+    from customer_activity.jobs import local_run  # noqa: PLC0415
+
+    config = local_run.LocalRunConfig(
         workdir=args.workdir, organizations=args.organizations, seed=args.seed, as_of=args.as_of or _today()
     )
     return local_run.run(config)
@@ -279,7 +290,9 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _test_contract(args: argparse.Namespace) -> int:
-    config = ContractTestConfig(
+    from customer_activity.jobs import contract_test  # noqa: PLC0415
+
+    config = contract_test.ContractTestConfig(
         output=_output(args),
         server=args.server,
         contract_path=args.contract,

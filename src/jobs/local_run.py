@@ -20,14 +20,12 @@ from customer_activity.jobs.lineage import Lineage
 from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.jobs.session import create_spark_session
 
-DEFAULT_WORKDIR = Path("local-run")
-
 
 @dataclass(frozen=True)
 class LocalRunConfig:
     """One local run: where it works, how big and which sample, and for which day."""
 
-    workdir: Path = DEFAULT_WORKDIR
+    workdir: Path
     organizations: int = 500
     seed: int = 42
     as_of: date = field(default_factory=lambda: datetime.now(UTC).date())
