@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -34,13 +34,13 @@ from customer_activity.jobs.errors import (
     ContractViolationError,
     CustomerActivityError,
 )
-from customer_activity.jobs.inputs import InputLocation
+from customer_activity.jobs.inputs import InputLocation, RawTable
 from customer_activity.jobs.lineage import Lineage
 from customer_activity.jobs.lineage import datasets as lineage_datasets
 from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.jobs.report import RunReport, TableReport
 from customer_activity.jobs.session import create_spark_session
-from customer_activity.transforms import input_ports, output_ports, staging
+from customer_activity.transforms import output_ports, staging
 from customer_activity.transforms.staging import STAGING_MODELS
 
 logger = logging.getLogger(__name__)
@@ -85,76 +85,74 @@ class BuildConfig:
             publishing.check_output_outside_input(self.source.directory, self.output.directory)
 
 
-@dataclass
-class _Watch:
-    """An observation on a DataFrame, and how to count the same without it."""
-
-    observation: Observation
-    frame: Callable[[], DataFrame]
-    metrics: list[Column]
-
-    def values(self) -> dict[str, int]:
-        try:
-            return dict(self.observation.get)
-        except Exception:  # noqa: BLE001 - Spark raises JVM errors of several kinds here
-            # Spark collects no observed metrics from a plan that ran no task (an empty
-            # table): count directly, which is cheap for exactly that case.
-            logger.info("observation %s unavailable; counting directly", self.observation)
-            return {name: int(value) for name, value in aggregate(self.frame(), self.metrics).items()}
+def _counted(observation: Observation, frame: DataFrame, metrics: list[Column]) -> dict[str, int]:
+    """The observed metrics, or, where Spark collected none, the same counted directly."""
+    try:
+        return dict(observation.get)
+    except Exception:  # noqa: BLE001 - Spark raises JVM errors of several kinds here
+        # Spark collects no observed metrics from a plan that ran no task (an empty
+        # table): count directly, which is cheap for exactly that case.
+        logger.info("observation %s unavailable; counting directly", observation)
+        return {name: int(value) for name, value in aggregate(frame, metrics).items()}
 
 
-@dataclass
-class _Observed:
-    """The observations attached to one input table and its staging model."""
+class StagingCounts:
+    """What staging did to one input table, for the run report, measured as cheaply as exact.
 
-    versioned: bool
-    raw: _Watch
-    staged: _Watch
+    Raw rows and NULL keys come from the files' footers where they have them; only
+    otherwise is the raw scan observed. Kept rows and unparseable timestamps are
+    observed between staging's steps, on the deduplicated rows only.
+    """
 
-    def report(self, rows_missing_columns: dict[str, int]) -> TableReport:
-        raw, staged = self.raw.values(), self.staged.values()
+    def __init__(self, table: str, raw: RawTable) -> None:
+        self.model = STAGING_MODELS[table]
+        self.raw = raw
+        self._raw_observed: tuple[Observation, DataFrame, list[Column]] | None = None
+        self._kept_observed: tuple[Observation, DataFrame, list[Column]] | None = None
+
+    def stage(self) -> DataFrame:
+        """The table's staging model, with the counts attached where they are measured."""
+        table, frame = self.model.port.table, self.raw.frame
+        if self.raw.rows is None or self.raw.null_keys is None:
+            metrics = [
+                F.count(F.lit(1)).alias("rows"),
+                F.count_if(F.col(self.model.port.key).isNull()).alias("null_key_rows"),
+            ]
+            self._raw_observed = (Observation(f"{table}_raw"), frame, metrics)
+            frame = frame.observe(self._raw_observed[0], *metrics)
+        parsed = staging.parse_timestamps(staging.latest_rows(frame, self.model), self.model)
+        metrics = [
+            F.count(F.lit(1)).alias("rows"),
+            F.count_if(F.col(staging.UNPARSEABLE)).alias("unparseable_timestamp_rows"),
+        ]
+        self._kept_observed = (Observation(f"{table}_kept"), parsed, metrics)
+        return staging.named(parsed.observe(self._kept_observed[0], *metrics), self.model)
+
+    def report(self) -> TableReport:
+        """The counts; call it after the staged frame has been computed."""
+        if self._kept_observed is None:
+            raise RuntimeError("report() before stage(): nothing was counted")
+        if self._raw_observed is None:
+            raw = {"rows": int(self.raw.rows or 0), "null_key_rows": int(self.raw.null_keys or 0)}
+        else:
+            raw = _counted(*self._raw_observed)
+        kept = _counted(*self._kept_observed)
         # Only versioned tables drop rows without a key; test results keep them all.
-        dropped = raw["null_key_rows"] if self.versioned else 0
+        dropped = raw["null_key_rows"] if self.model.port.versioned else 0
         return TableReport(
             rows=raw["rows"],
             null_key_rows_dropped=dropped,
-            superseded_versions_removed=raw["rows"] - dropped - staged["rows"],
-            unparseable_timestamp_rows=staged["unparseable_timestamp_rows"],
-            rows_after_staging=staged["rows"],
-            rows_missing_columns=rows_missing_columns,
+            superseded_versions_removed=raw["rows"] - dropped - kept["rows"],
+            unparseable_timestamp_rows=kept["unparseable_timestamp_rows"],
+            rows_after_staging=kept["rows"],
+            rows_missing_columns=self.raw.rows_missing_columns,
         )
 
 
-def _observed_staging(table: str, frame: DataFrame) -> tuple[DataFrame, _Observed]:
-    model = STAGING_MODELS[table]
-    raw_metrics = input_ports.input_metrics(model.port)
-    raw_watch = _Watch(Observation(f"{table}_input"), lambda: frame, raw_metrics)
-    watches: list[_Watch] = []
-
-    def observe_staged(survivors: DataFrame) -> DataFrame:
-        metrics = [
-            F.count(F.lit(1)).alias("rows"),
-            F.count_if(staging.unparseable_timestamps(survivors)).alias("unparseable_timestamp_rows"),
-        ]
-        watches.append(_Watch(Observation(f"{table}_staged"), lambda: survivors, metrics))
-        return survivors.observe(watches[-1].observation, *metrics)
-
-    staged = staging.stage(frame.observe(raw_watch.observation, *raw_metrics), model, observe=observe_staged)
-    return staged, _Observed(versioned=model.port.versioned, raw=raw_watch, staged=watches[0])
-
-
-def stage_with_observations(raw: dict[str, DataFrame]) -> tuple[dict[str, DataFrame], dict[str, _Observed]]:
-    """Staging models over the raw tables, counting what staging drops as it runs.
-
-    The counts ride along with the build's own scan (`DataFrame.observe`) instead of
-    costing a second pass over the inputs: raw rows and NULL keys where the table is
-    read, kept rows and unparseable timestamps where the latest versions are parsed.
-    """
-    staged: dict[str, DataFrame] = {}
-    observed: dict[str, _Observed] = {}
-    for table, frame in raw.items():
-        staged[table], observed[table] = _observed_staging(table, frame)
-    return staged, observed
+def stage_with_counts(raw: dict[str, RawTable]) -> tuple[dict[str, DataFrame], dict[str, StagingCounts]]:
+    """Staging models over the raw tables, counting what staging drops as the build runs."""
+    counts = {table: StagingCounts(table, table_raw) for table, table_raw in raw.items()}
+    return {table: count.stage() for table, count in counts.items()}, counts
 
 
 def build_candidate(staged: dict[str, DataFrame], config: BuildConfig, contract: OutputContract) -> DataFrame:
@@ -224,12 +222,12 @@ def _run(
     started_from = config.output.version_now(spark)
     with _timed(report, "read_inputs"):
         raw = inputs.read_raw_tables(spark, config.source)
-    staged, observed = stage_with_observations({table: table_raw.frame for table, table_raw in raw.items()})
+    staged, counts = stage_with_counts(raw)
     candidate = build_candidate(staged, config, contract)
     with publishing.StagingArea(spark, config.output, config.run_id) as staging_area:
         with _timed(report, "build_and_stage"):
             staged_output = staging_area.write(candidate)
-        report.inputs = {table: watch.report(raw[table].rows_missing_columns) for table, watch in observed.items()}
+        report.inputs = {table: count.report() for table, count in counts.items()}
         with _timed(report, "audit"):
             result = audit(staged_output, contract, view=f"customer_activity_candidate_{uuid.uuid4().hex[:12]}")
         report.checks, report.output_rows = result.checks, result.rows

@@ -54,10 +54,16 @@ class InputLocation:
 
 @dataclass(frozen=True)
 class RawTable:
-    """A raw table as read: its rows, and how many came from files lacking a column (NULL there)."""
+    """A raw table as read, and what its files' footers say of it.
+
+    `rows` and `null_keys` are exact counts from the footers, or None where there are
+    none (a catalog table) or they are incomplete (a file without statistics).
+    """
 
     frame: DataFrame
     rows_missing_columns: dict[str, int] = field(default_factory=dict)
+    rows: int | None = None
+    null_keys: int | None = None
 
 
 def read_input_ports(spark: SparkSession, location: InputLocation) -> dict[str, DataFrame]:
@@ -101,12 +107,12 @@ def _read_table(spark: SparkSession, location: InputLocation, table: str) -> Raw
     if problem is not None:
         raise InputError(f"{table}: {path} is not a Parquet dataset: {problem}")
     try:
-        dataset = raw_files.inspect(table, path, files, port.required_columns)
+        dataset = raw_files.inspect(table, path, files, port.required_columns, port.key)
     except (OSError, pa.ArrowException) as error:
         raise InputError(f"{table}: {path} is not a readable Parquet dataset ({_first_line(error)})") from error
     _raise_problems(dataset.problems or schema_problems(dataset.schema, port))
     try:
-        return RawTable(dataset.read(spark), dataset.rows_missing_columns)
+        return RawTable(dataset.read(spark), dataset.rows_missing_columns, dataset.rows, dataset.key_nulls)
     except Exception as error:
         raise InputError(f"{table}: {path} is not a readable Parquet dataset ({_first_line(error)})") from error
 

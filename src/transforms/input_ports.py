@@ -200,15 +200,3 @@ def conform(raw: DataFrame, port: InputPort, columns: tuple[str, ...]) -> DataFr
         *[F.col(c) if c in port.timestamp_columns else F.col(c).cast(T.StringType()).alias(c) for c in columns],
         *technical,
     )
-
-
-def input_metrics(port: InputPort) -> list[Column]:
-    """Aggregates over a raw table for the run report: its rows and its NULL keys.
-
-    Deliberately cheap: the jobs attach them to the build's own scan with
-    `DataFrame.observe`, which sees every raw row.
-    """
-    return [
-        F.count(F.lit(1)).alias("rows"),
-        F.count_if(F.col(port.key).isNull()).alias("null_key_rows"),
-    ]

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from customer_activity.transforms import input_ports
 from customer_activity.transforms.input_ports import DLT_ID, DLT_LOAD_ID, VERSION, InputPort
 
 _RANK = "_version_rank"
-_RAW = "_raw_"
+# `parse_timestamps`' flag column: a kept row had a timestamp that could not be parsed.
+UNPARSEABLE = "_unparseable_timestamp"
 
 
 @dataclass(frozen=True)
@@ -62,45 +63,40 @@ def latest_version(conformed: DataFrame, key: str) -> DataFrame:
     )
 
 
-def unparseable_timestamps(frame: DataFrame) -> Column:
-    """True for a row of `stage`'s observable frame with a timestamp it could not parse."""
-    flags = [
-        input_ports.unparseable_timestamp(F.col(field.name), field.dataType)
-        for field in frame.schema.fields
-        if field.name.startswith(_RAW)
-    ]
-    return functools.reduce(operator.or_, flags, F.lit(False))
+def latest_rows(raw: DataFrame, model: StagingModel) -> DataFrame:
+    """Step 1: the model's columns typed for comparison, the latest version per key.
 
-
-def stage(
-    raw: DataFrame,
-    model: StagingModel,
-    observe: Callable[[DataFrame], DataFrame] | None = None,
-) -> DataFrame:
-    """Run a staging model over its raw table.
-
-    `observe`, if given, sees the surviving rows with each timestamp both parsed and
-    raw (as `_raw_<column>`), so that a caller can count what parsing turned into
-    NULL (see `unparseable_timestamps`) without a second pass.
+    Timestamps keep their raw values here: only the rows that survive get parsed.
     """
     port = model.port
     conformed = input_ports.conform(raw, port, model.columns)
-    latest = latest_version(conformed, port.key) if port.versioned else conformed.select(port.key, *model.columns)
+    return latest_version(conformed, port.key) if port.versioned else conformed.select(port.key, *model.columns)
+
+
+def parse_timestamps(latest: DataFrame, model: StagingModel) -> DataFrame:
+    """Step 2: timestamps as UTC instants, and UNPARSEABLE: a timestamp was there but unreadable.
+
+    The flag and the parsed values come from one projection, where Spark evaluates
+    each parse once for both.
+    """
     types = {f.name: f.dataType for f in latest.schema.fields}
-    parsed = latest.select(
-        port.key,
-        *[
-            input_ports.parse_utc_timestamp(F.col(c), types[c]).alias(c) if c in model.timestamp_columns else F.col(c)
-            for c in model.columns
-        ],
-        *[F.col(c).alias(_RAW + c) for c in model.timestamp_columns],
+    parsed = {c: input_ports.parse_utc_timestamp(F.col(c), types[c]) for c in model.timestamp_columns}
+    flags = [F.col(c).isNotNull() & parsed[c].isNull() for c in model.timestamp_columns]
+    return latest.select(
+        model.port.key,
+        *[parsed[c].alias(c) if c in parsed else F.col(c) for c in model.columns],
+        functools.reduce(operator.or_, flags, F.lit(False)).alias(UNPARSEABLE),
     )
-    if observe is not None:
-        parsed = observe(parsed)
-    return parsed.select(
-        port.key,
-        *[F.col(c).alias(model.renames.get(c, c)) for c in model.columns],
-    )
+
+
+def named(parsed: DataFrame, model: StagingModel) -> DataFrame:
+    """Step 3: the model's columns under the names the later layers use."""
+    return parsed.select(model.port.key, *[F.col(c).alias(model.renames.get(c, c)) for c in model.columns])
+
+
+def stage(raw: DataFrame, model: StagingModel) -> DataFrame:
+    """Run a staging model over its raw table: its three steps in a row."""
+    return named(parse_timestamps(latest_rows(raw, model), model), model)
 
 
 STG_ORGANIZATIONS = StagingModel(input_ports.ORGANIZATION, ("vanity_url", "created_by", "created_at"))

@@ -13,7 +13,7 @@ import pytest
 import straightforward
 
 from customer_activity.jobs import inputs
-from customer_activity.jobs.build import stage_with_observations
+from customer_activity.jobs.build import stage_with_counts
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import output_ports, staging
 from customer_activity.transforms.input_ports import INPUT_PORTS
@@ -28,8 +28,8 @@ ORGANISATION_WINDOW = "windowspecdefinition(organization_id"
 
 @pytest.fixture(scope="module")
 def build_plan(spark, sample_source):
-    raw = inputs.read_input_ports(spark, inputs.InputLocation(directory=sample_source))
-    staged, _ = stage_with_observations(raw)
+    raw = inputs.read_raw_tables(spark, inputs.InputLocation(directory=sample_source))
+    staged, _ = stage_with_counts(raw)
     candidate = output_ports.customer_activity(staged, AS_OF, datetime.now(UTC), load_contract().spark_schema)
     return plans.executed_plan(candidate)
 

@@ -64,8 +64,8 @@ def test_the_merged_schema_does_not_depend_on_file_order(tmp_path):
         tmp_path / "b.parquet",
     )
     files = sorted(tmp_path.glob("*.parquet"))
-    forward = raw_files.inspect("t", tmp_path, files, ("id", "v", "d", "x", "absent"))
-    backward = raw_files.inspect("t", tmp_path, files[::-1], ("id", "v", "d", "x", "absent"))
+    forward = raw_files.inspect("t", tmp_path, files, ("id", "v", "d", "x", "absent"), "id")
+    backward = raw_files.inspect("t", tmp_path, files[::-1], ("id", "v", "d", "x", "absent"), "id")
     assert forward.schema == backward.schema
     assert forward.schema.simpleString() == "struct<id:string,v:bigint,d:timestamp_ntz,x:bigint>"
     assert forward.rows_missing_columns == {"x": 1}
@@ -149,6 +149,6 @@ def test_files_that_disagree_on_a_columns_kind_stop_the_run_before_any_work(sour
 
 def test_a_file_without_any_wanted_column_still_counts_its_rows(tmp_path):
     pq.write_table(pa.table({"other": [Decimal(1)]}), tmp_path / "a.parquet")
-    dataset = raw_files.inspect("t", tmp_path, [tmp_path / "a.parquet"], ("id",))
+    dataset = raw_files.inspect("t", tmp_path, [tmp_path / "a.parquet"], ("id",), "id")
     assert dataset.schema.fields == []
     assert dataset.rows_missing_columns == {}

@@ -175,8 +175,8 @@ def test_timestamps_of_the_latest_version_are_parsed_and_superseded_ones_never_m
     assert parsed["o2"] is None
 
 
-def test_the_observe_hook_sees_raw_and_parsed_timestamps_of_the_surviving_rows(spark):
-    """What the run report counts: kept rows whose timestamp could not be parsed."""
+def test_parsing_flags_the_surviving_rows_whose_timestamp_could_not_be_parsed(spark):
+    """What the run report counts: kept rows whose timestamp could not be parsed, superseded ones never."""
     products = raw(
         spark,
         "data_product",
@@ -185,21 +185,14 @@ def test_the_observe_hook_sees_raw_and_parsed_timestamps_of_the_surviving_rows(s
         {"data_product_id": "d2", "created_at": "2024-01-01", "updated_at": "31/12/2024"},
         {"data_product_id": "d3", "created_at": None, "updated_at": None},
     )
-    seen = {}
-
-    def observe(frame):
-        seen["frame"] = frame
-        return frame
-
-    staging.stage(products, staging.STG_DATA_PRODUCTS, observe=observe).collect()
-    flags = (
-        seen["frame"].select("data_product_id", staging.unparseable_timestamps(seen["frame"]).alias("bad")).collect()
-    )
-    assert {row.data_product_id: row.bad for row in flags} == {"d1": False, "d2": True, "d3": False}
+    model = staging.STG_DATA_PRODUCTS
+    parsed = staging.parse_timestamps(staging.latest_rows(products, model), model)
+    flags = {row.data_product_id: row[staging.UNPARSEABLE] for row in parsed.collect()}
+    assert flags == {"d1": False, "d2": True, "d3": False}
+    assert staging.named(parsed, model).columns == staging.stage(products, model).columns
 
 
 def test_a_model_without_timestamps_never_flags_a_row(spark):
     assets = raw(spark, "asset", {"asset_id": "a1", "organization_id": "o1"})
-    seen = {}
-    staging.stage(assets, staging.STG_ASSETS, observe=lambda frame: seen.setdefault("frame", frame)).collect()
-    assert seen["frame"].select(staging.unparseable_timestamps(seen["frame"])).first()[0] is False
+    model = staging.STG_ASSETS
+    assert staging.parse_timestamps(staging.latest_rows(assets, model), model).first()[staging.UNPARSEABLE] is False
