@@ -51,6 +51,14 @@ def published_output(sample_source: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture
+def source(sample_source: Path, tmp_path: Path) -> Path:
+    """A private copy of the sample's raw tables, for a test that breaks or rewrites them."""
+    copy = tmp_path / "raw"
+    shutil.copytree(sample_source, copy)
+    return copy
+
+
+@pytest.fixture
 def output_copy(published_output: Path, tmp_path: Path) -> Path:
     """A private copy of the published output, for a test that tries to replace it."""
     copy = tmp_path / "out"

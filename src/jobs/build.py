@@ -196,7 +196,10 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
         try:
             with _timed(report, "load_contract"):
                 contract = load_contract(config.contract_path)
-            _run(spark, config, contract, lineage, report)
+            report.contract_id, report.contract_version = contract.id, contract.version
+            lineage.start(read_datasets, written_dataset, contract, config.started_at)
+            _run(spark, config, contract, report)
+            lineage.complete(read_datasets, written_dataset, contract, report.output_rows, report.checks)
             return report
         except CustomerActivityError as error:
             report.status, report.error = "failed", secrets.mask_url_credentials(str(error))
@@ -211,14 +214,9 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
             _write_report(report, config.output.report_path)
 
 
-def _run(
-    spark: SparkSession, config: BuildConfig, contract: OutputContract, lineage: Lineage, report: RunReport
-) -> None:
+def _run(spark: SparkSession, config: BuildConfig, contract: OutputContract, report: RunReport) -> None:
     """The build itself, holding the output; fills `report` as it goes."""
-    read_datasets, written_dataset = lineage_datasets(config.source, config.output)
     report.leftovers_removed = config.output.remove_leftovers(spark, config.started_at)
-    report.contract_id, report.contract_version = contract.id, contract.version
-    lineage.start(read_datasets, written_dataset, contract, config.started_at)
     started_from = config.output.version_now(spark)
     with _timed(report, "read_inputs"):
         raw = inputs.read_raw_tables(spark, config.source)
@@ -236,7 +234,6 @@ def _run(
         with _timed(report, "publish"):
             report.published_version = staging_area.publish(contract, started_from)
     report.status = "succeeded"
-    lineage.complete(read_datasets, written_dataset, contract, report.output_rows, report.checks)
 
 
 def _write_report(report: RunReport, path: Path | None) -> None:

@@ -171,7 +171,7 @@ class OutputLocation:
         if self.directory is None:
             return
         published = DeltaPath(self.directory / OUTPUT_TABLE)
-        if published.path.is_symlink() or (published.path.exists() and not published.exists):
+        if published.path.exists() and not published.exists:
             raise ConfigurationError(
                 f"{published} exists and is not a Delta table (an output of an earlier version of this job?): "
                 "move it away or choose another --output-dir"

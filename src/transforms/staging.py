@@ -81,7 +81,7 @@ def parse_timestamps(latest: DataFrame, model: StagingModel) -> DataFrame:
     """
     types = {f.name: f.dataType for f in latest.schema.fields}
     parsed = {c: input_ports.parse_utc_timestamp(F.col(c), types[c]) for c in model.timestamp_columns}
-    flags = [F.col(c).isNotNull() & parsed[c].isNull() for c in model.timestamp_columns]
+    flags = [input_ports.unparseable_timestamp(F.col(c), types[c]) for c in model.timestamp_columns]
     return latest.select(
         model.port.key,
         *[parsed[c].alias(c) if c in parsed else F.col(c) for c in model.columns],

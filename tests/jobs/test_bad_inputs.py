@@ -93,13 +93,6 @@ BAD_INPUTS = {
 }
 
 
-@pytest.fixture
-def source(sample_source: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "raw"
-    shutil.copytree(sample_source, copy)
-    return copy
-
-
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
 def test_a_bad_input_is_named_and_nothing_is_published(case, source, output_copy, capsys):
     breaks, expected = BAD_INPUTS[case]

@@ -97,13 +97,6 @@ def same(data: pa.Table) -> pa.Table:
     return data
 
 
-@pytest.fixture
-def source(sample_source: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "raw"
-    shutil.copytree(sample_source, copy)
-    return copy
-
-
 @pytest.mark.e2e
 @pytest.mark.parametrize("swap", [False, True], ids=["older-files-first", "newer-files-first"])
 def test_files_that_lack_a_column_or_hold_it_narrower_give_the_reference_result(source, tmp_path, swap):
