@@ -122,7 +122,10 @@ def staging_run_start(table: str) -> datetime | None:
     match = _STAGED_RUN.match(table)
     if match is None:
         return None
-    return datetime.strptime(match.group(1), "%Y%m%dt%H%M%Sz").replace(tzinfo=UTC)
+    try:
+        return datetime.strptime(match.group(1), "%Y%m%dt%H%M%Sz").replace(tzinfo=UTC)
+    except ValueError:  # the shape of a run id, not a real moment (month 13): not a run's
+        return None
 
 
 def create_schema(catalog: str, schema: str) -> str:

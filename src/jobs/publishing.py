@@ -44,6 +44,24 @@ _STAGING = f".{OUTPUT_TABLE}.staging"
 # DESCRIBE HISTORY's operation for INSERT OVERWRITE, and for RESTORE: the commits that
 # change which rows are published (the others change metadata only).
 _PUBLISHING_OPERATIONS = ("WRITE", "RESTORE")
+# Every DESCRIBE HISTORY operation that changes a table's rows, whoever commits it. The
+# others (OPTIMIZE, VACUUM, properties, constraints, comments, which Databricks' predictive
+# optimisation and the bundle run on their own) leave a build's candidate just as current.
+_ROW_CHANGING_OPERATIONS = frozenset(
+    {
+        "WRITE",
+        "STREAMING UPDATE",
+        "DELETE",
+        "UPDATE",
+        "MERGE",
+        "TRUNCATE",
+        "RESTORE",
+        "COPY INTO",
+        "CREATE TABLE AS SELECT",
+        "REPLACE TABLE AS SELECT",
+        "CREATE OR REPLACE TABLE AS SELECT",
+    }
+)
 # A staged candidate in a catalog this much older than its run's start is a leftover:
 # the Databricks job times out after 3 hours.
 LEFTOVER_AGE = timedelta(days=1)
@@ -227,17 +245,11 @@ class StagingArea:
 
         Call it only once the audit has passed the frame `write` returned. With
         `started_from` (the table's version when the build began, or ABSENT), a table
-        another writer changed meanwhile is left alone: this build's rows are older.
+        whose rows another writer changed meanwhile is left alone: this build's rows are
+        older. Commits that change metadata only (OPTIMIZE, VACUUM, properties) do not count.
         """
         target = self.output.target
         existed = _exists(self._spark, target)
-        if started_from is not None:
-            now = current_version(self._spark, target) if existed else ABSENT
-            if now != started_from:
-                raise OutputBusyError(
-                    f"{target} changed while this build ran (Delta version {_version_text(started_from)} when it "
-                    f"started, {_version_text(now)} now): another writer published; this build published nothing"
-                )
         self._spark.sql(catalog.create_table(target, contract))
         try:
             schema = self._spark.read.table(target.quoted).schema
@@ -250,16 +262,20 @@ class StagingArea:
             state = table_state(self._spark, target, schema)
             for statement in catalog.relaxations(target, contract, state):
                 self._spark.sql(statement)
+            if started_from is not None:
+                # As late as possible: a commit after this one is Delta's own conflict check's.
+                self._refuse_rows_changed_since(target, started_from)
             self._spark.sql(catalog.replace_rows(target, self.table, contract))
         except Exception as error:
+            if not existed and self._nobody_published(target):
+                # An empty table would break the contract (it requires rows): no table is
+                # better. One another writer has filled meanwhile is theirs to keep.
+                self._drop(target)
             if _concurrent_commit(error):
                 raise OutputBusyError(
                     f"another writer committed to {target} at the same moment ({type(error).__name__}); "
                     "Delta kept that commit and this build published nothing"
                 ) from error
-            if not existed:
-                # An empty table would break the contract (it requires rows): no table is better.
-                self._drop(target)
             raise
         version = current_version(self._spark, target)
         logger.info("published %s as Delta version %d", target, version)
@@ -267,6 +283,23 @@ class StagingArea:
             self._spark.sql(statement)
         _grant(self._spark, target, contract)
         return version
+
+    def _nobody_published(self, target: Table) -> bool:
+        try:
+            return not row_changes(self._spark, target, ABSENT)
+        except Exception:
+            # Unknown is not empty: keep the table rather than drop what may be another writer's rows.
+            logger.exception("could not read the history of %s; it is kept", target)
+            return False
+
+    def _refuse_rows_changed_since(self, target: Table, started_from: int) -> None:
+        changes = row_changes(self._spark, target, started_from)
+        if changes:
+            commits = ", ".join(f"{operation} at version {version}" for version, operation in changes)
+            raise OutputBusyError(
+                f"{target} changed while this build ran (Delta version {_version_text(started_from)} when it "
+                f"started; since then {commits}): another writer published; this build published nothing"
+            )
 
     def _drop(self, table: Table) -> None:
         if isinstance(table, TableName):
@@ -334,6 +367,18 @@ def table_state(spark: SparkSession, table: Table, schema: StructType) -> TableS
         properties=properties,
         column_comments=columns,
         nullable_columns=frozenset(f.name for f in schema.fields if f.nullable),
+    )
+
+
+def row_changes(spark: SparkSession, table: Table, since: int) -> list[tuple[int, str]]:
+    """The commits after version `since` that changed the table's rows, oldest first, as (version, operation)."""
+    if not _exists(spark, table):
+        return []
+    history = spark.sql(f"DESCRIBE HISTORY {table.quoted}").select("version", "operation").collect()
+    return sorted(
+        (int(row.version), str(row.operation))
+        for row in history
+        if int(row.version) > since and str(row.operation) in _ROW_CHANGING_OPERATIONS
     )
 
 

@@ -7,6 +7,7 @@ delta-rs (the `deltalake` package), a reader that shares no code with the writer
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,24 @@ def test_a_contract_whose_team_is_a_list_of_members_publishes_with_its_owner(sam
     assert build(sample_source, tmp_path / "out", "--contract", str(contract)) == EXIT_OK
 
     assert delta_table(tmp_path / "out").metadata().configuration["dataproduct.owner"] == "ana"
+
+
+def test_only_commits_that_change_rows_count_as_another_writers(spark, tmp_path):
+    table = catalog.DeltaPath(tmp_path / "t")
+    spark.range(4).write.format("delta").save(str(table.path))
+    spark.sql(f"ALTER TABLE {table.quoted} SET TBLPROPERTIES ('another.writer' = 'tuned it')")
+    spark.sql(f"OPTIMIZE {table.quoted}")
+    spark.sql(f"DELETE FROM {table.quoted} WHERE id = 1")
+
+    assert publishing.row_changes(spark, table, 0) == [(3, "DELETE")]
+    assert publishing.row_changes(spark, table, 3) == []
+    assert publishing.row_changes(spark, table, publishing.ABSENT) == [(0, "WRITE"), (3, "DELETE")]
+    assert publishing.row_changes(spark, catalog.DeltaPath(tmp_path / "none"), publishing.ABSENT) == []
+
+
+def test_a_staged_tables_name_tells_when_its_run_started():
+    assert catalog.staging_run_start("_customer_activity_staging_20261119t060000z_ab12cd34") == datetime(
+        2026, 11, 19, 6, tzinfo=UTC
+    )
+    assert catalog.staging_run_start("_customer_activity_staging_20261319t060000z_ab12cd34") is None
+    assert catalog.staging_run_start("customer_activity") is None
