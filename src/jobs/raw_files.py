@@ -39,10 +39,21 @@ class UnsupportedTypeError(Exception):
     """A Parquet column type this job cannot read into Spark."""
 
 
-def spark_type(arrow: pa.DataType) -> T.DataType:
-    """The Spark type Spark's own Parquet reader gives a column of this Arrow (footer) type."""
+def spark_type(arrow: pa.DataType, physical: str | None = None) -> T.DataType:
+    """The Spark type Spark's own Parquet reader gives a column of this Arrow (footer) type.
+
+    `physical` is the column's Parquet physical type, where the Arrow type alone does
+    not say: INT96 (the legacy timestamp of Spark and Hive) reads as a timestamp.
+    """
+    if physical == "INT96":
+        return T.TimestampType()
+    if pa.types.is_dictionary(arrow):
+        # Arrow's dictionary encoding is a storage detail: Spark reads the values.
+        return spark_type(arrow.value_type)
     if pa.types.is_string(arrow) or pa.types.is_large_string(arrow):
         return T.StringType()
+    if pa.types.is_large_binary(arrow):
+        return T.BinaryType()
     simple: dict[pa.DataType, T.DataType] = {
         pa.int8(): T.ByteType(),
         pa.int16(): T.ShortType(),
@@ -96,9 +107,11 @@ def _as_decimal(data_type: T.DataType) -> T.DecimalType:
 
 
 def _wider_decimal(left: T.DecimalType, right: T.DecimalType) -> T.DecimalType:
-    scale = max(left.scale, right.scale)
     whole = max(left.precision - left.scale, right.precision - right.scale)
-    return T.DecimalType(min(whole + scale, _MAX_PRECISION), scale)
+    # Past 38 digits, fractional digits give way: every whole number of both still fits
+    # (a cast that rounds a fraction is better than one that turns a large value NULL).
+    scale = min(max(left.scale, right.scale), _MAX_PRECISION - whole)
+    return T.DecimalType(whole + scale, scale)
 
 
 @dataclass(frozen=True)
@@ -151,9 +164,8 @@ class RawDataset:
         for columns, paths in sorted(groups.items(), key=lambda item: str(item[1][0])):
             present = dict(columns)
             own = T.StructType([T.StructField(name, data_type) for name, data_type in columns])
-            # One group is the whole table: read the directory itself, as any reader would.
-            where = [str(self.directory)] if len(groups) == 1 else [str(p) for p in paths]
-            frame = spark.read.schema(own).parquet(*where)
+            # Exactly the files whose footers were counted, never what else the directory holds.
+            frame = spark.read.schema(own).parquet(*(str(p) for p in paths))
             frames.append(
                 frame.select(
                     *[
@@ -173,13 +185,16 @@ def file_schema(path: Path, wanted: tuple[str, ...], key: str) -> FileSchema:
     """The footer of one file: its rows, the types of the `wanted` columns it has, its NULL keys."""
     metadata = pq.read_metadata(path)
     arrow = metadata.schema.to_arrow_schema()
+    physical = {
+        column.path: column.physical_type for column in (metadata.schema.column(i) for i in range(metadata.num_columns))
+    }
     columns, unsupported = [], []
     for name in wanted:
         index = arrow.get_field_index(name)
         if index < 0:
             continue
         try:
-            columns.append((name, spark_type(arrow.field(index).type)))
+            columns.append((name, spark_type(arrow.field(index).type, physical.get(name))))
         except UnsupportedTypeError as error:
             unsupported.append((name, str(error)))
     return FileSchema(path, metadata.num_rows, tuple(columns), tuple(unsupported), _null_count(metadata, key))

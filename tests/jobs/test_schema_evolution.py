@@ -29,6 +29,8 @@ from customer_activity_testing.outputs import published as published_rows
         (T.IntegerType(), T.DoubleType(), T.DoubleType()),
         (T.LongType(), T.DecimalType(10, 2), T.DecimalType(22, 2)),
         (T.DecimalType(38, 10), T.DecimalType(20, 0), T.DecimalType(38, 10)),
+        # Twenty whole digits of a long and twenty fractional ones exceed 38: the fraction gives way.
+        (T.LongType(), T.DecimalType(38, 20), T.DecimalType(38, 18)),
         (T.DateType(), T.TimestampType(), T.TimestampType()),
         (T.DateType(), T.TimestampNTZType(), T.TimestampNTZType()),
         (T.TimestampNTZType(), T.TimestampType(), T.TimestampType()),
@@ -53,6 +55,26 @@ def test_footer_types_map_as_sparks_parquet_reader_reads_them():
         raw_files.spark_type(pa.timestamp("ns", tz="UTC"))
     with pytest.raises(raw_files.UnsupportedTypeError):
         raw_files.spark_type(pa.list_(pa.int64()))
+
+
+def test_legacy_and_dictionary_encoded_columns_read_as_spark_reads_them(spark, tmp_path):
+    written = tmp_path / "t.parquet"
+    table = pa.table(
+        {
+            "id": pa.array(["a", "b", "a"]).dictionary_encode(),
+            "at": pa.array([datetime(2026, 1, 1), None, datetime(2026, 1, 2)], pa.timestamp("ns")),
+            "n": pa.array([1, 2, 1]).dictionary_encode(),
+        }
+    )
+    # INT96 timestamps: what Spark and Hive wrote before Parquet had a timestamp type.
+    pq.write_table(table, written, use_deprecated_int96_timestamps=True)
+
+    dataset = raw_files.inspect("t", tmp_path, [written], ("id", "at", "n"), "id")
+
+    assert dataset.problems == []
+    assert dataset.schema.simpleString() == "struct<id:string,at:timestamp,n:bigint>"
+    assert dataset.schema == spark.read.parquet(str(written)).schema
+    assert dataset.read(spark).count() == 3
 
 
 def test_the_merged_schema_does_not_depend_on_file_order(tmp_path):
@@ -145,3 +167,5 @@ def test_a_file_without_any_wanted_column_still_counts_its_rows(tmp_path):
     dataset = raw_files.inspect("t", tmp_path, [tmp_path / "a.parquet"], ("id",), "id")
     assert dataset.schema.fields == []
     assert dataset.rows_missing_columns == {}
+    assert dataset.rows == 1
+    assert dataset.key_nulls == 1
