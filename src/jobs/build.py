@@ -210,6 +210,11 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
             report.error = secrets.mask_url_credentials(f"internal error: {type(error).__name__}: {error}")
             lineage.fail(read_datasets, written_dataset, contract, report.error)
             raise
+        except BaseException as error:
+            # Interrupted (Ctrl-C, a stop signal turned into SystemExit): the report says so,
+            # rather than showing a run that never ended.
+            report.status, report.error = "failed", f"interrupted: {type(error).__name__}"
+            raise
         finally:
             _write_report(report, config.output.report_path)
 
@@ -242,8 +247,8 @@ def _write_report(report: RunReport, path: Path | None) -> None:
         return
     try:
         report.write(path)
-    except OSError as error:
-        logger.error("the run report could not be written to %s: %s", path, error)
+    except Exception as error:  # noqa: BLE001 - whatever it is, the run's own outcome comes first
+        logger.error("the run report could not be written to %s: %s: %s", path, type(error).__name__, error)
 
 
 ENTROPY_DATA = "entropy-data"

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -86,6 +87,12 @@ def exclusive(directory: Path, run_id: str) -> Iterator[None]:
     except OSError as error:
         raise ConfigurationError(f"the lock {path} cannot be opened ({_strerror(error)})") from None
     try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+            # The lock's holder line is written into it: a hard link would carry that write out of the directory.
+            raise ConfigurationError(
+                f"the lock {path} is not a plain file of its own (a hard link or a device?): remove it and run again"
+            )
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -126,17 +133,20 @@ def remove_leftovers(directory: Path, staging_area: Path, temporary: tuple[Path,
     Call it only while holding the lock: then no other build is using any of it.
     """
     removed = []
-    if staging_area.is_dir() and not staging_area.is_symlink():
-        for entry in sorted(staging_area.iterdir()):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
+    entries = sorted(staging_area.iterdir()) if staging_area.is_dir() and not staging_area.is_symlink() else []
+    for path in (*entries, *temporary):
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
             else:
-                entry.unlink()
-            removed.append(str(entry.relative_to(directory)))
-    for path in (*temporary, *sorted(directory.glob(".customer_activity.probe.*"))):
-        if path.exists() or path.is_symlink():
-            path.unlink()
-            removed.append(str(path.relative_to(directory)))
+                continue
+        except OSError as error:
+            # One stubborn entry should not stop this build: the next one tries again.
+            logger.warning("could not remove %s, left by an earlier build: %s", path, _strerror(error))
+            continue
+        removed.append(str(path.relative_to(directory)))
     if removed:
         logger.warning("removed what earlier builds that did not finish left in %s: %s", directory, ", ".join(removed))
     return removed

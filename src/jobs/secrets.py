@@ -52,8 +52,9 @@ def redact(text: str, *secrets: Secret | None) -> str:
     return text
 
 
-# `scheme://user:password@` (or `scheme://token@`): the credentials part of a URL.
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
+# `scheme://user:password@` (or `scheme://token@`): the credentials part of a URL. The
+# password may itself hold an `@`: the credentials end at the last one before the path.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]+@")
 
 
 def mask_url_credentials(text: str) -> str:
@@ -62,10 +63,11 @@ def mask_url_credentials(text: str) -> str:
 
 
 def mask_credentials_in_logs() -> None:
-    """Make every log record, of any logger, mask credentials in the URLs its message names.
+    """Make every log record, of any logger, mask credentials in the URLs it names.
 
     A record factory rather than a handler filter: it holds for handlers added later
-    (by Spark, by libraries, by a test's log capture) too.
+    (by Spark, by libraries, by a test's log capture) too. The message, the traceback
+    and the stack are masked; logging formats the traceback from the masked text.
     """
     previous = logging.getLogRecordFactory()
     if getattr(previous, "masks_url_credentials", False):
@@ -74,16 +76,34 @@ def mask_credentials_in_logs() -> None:
     def masking(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
         try:
-            message = record.getMessage()
-        except (TypeError, ValueError):  # a malformed call: leave it to logging to report
+            _mask_record(record)
+        except Exception:  # noqa: BLE001 - a record that cannot be masked is still logged, as logging would
             return record
-        masked = mask_url_credentials(message)
-        if masked != message:
-            record.msg, record.args = masked, ()
         return record
 
     masking.masks_url_credentials = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(masking)
+
+
+class _MaskedError(Exception):
+    """A logged exception's message, credentials masked, in its place."""
+
+
+def _mask_record(record: logging.LogRecord) -> None:
+    message = record.getMessage()
+    masked = mask_url_credentials(message)
+    if masked != message:
+        record.msg, record.args = masked, ()
+    if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+        kind, value, trace = record.exc_info
+        text = logging.Formatter().formatException(record.exc_info)
+        if mask_url_credentials(text) != text:
+            # Standard formatters print exc_text when it is set; others (PySpark's JSON
+            # one) read the exception itself, so it is swapped for a masked stand-in.
+            record.exc_text = mask_url_credentials(text)
+            record.exc_info = (kind, _MaskedError(mask_url_credentials(str(value))), trace)
+    if record.stack_info:
+        record.stack_info = mask_url_credentials(record.stack_info)
 
 
 def api_key_from_environment() -> Secret | None:

@@ -11,7 +11,7 @@ from customer_activity.jobs import marketplace
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.contract import default_contract_path
 from customer_activity.jobs.errors import EXIT_OK, EXIT_PUBLISH_ERROR, PublishError
-from customer_activity.jobs.secrets import Secret, mask_url_credentials
+from customer_activity.jobs.secrets import Secret, mask_credentials_in_logs, mask_url_credentials
 from customer_activity_testing.http_server import Answer, closed_port_url
 from customer_activity_testing.paths import REPOSITORY
 
@@ -157,6 +157,23 @@ def test_credentials_in_a_url_are_masked_and_nothing_else_is():
         "PUT https://***@api.example.com/api/x failed; see s3://***@bucket/key and https://api.example.com"
     )
     assert mask_url_credentials("no address here: user@example.com") == "no address here: user@example.com"
+    assert (
+        mask_url_credentials("https://alice:p@ss@host/x?to=bob@example.com") == "https://***@host/x?to=bob@example.com"
+    )
+
+
+def test_a_logged_traceback_is_masked_too(caplog):
+    mask_credentials_in_logs()
+    try:
+        raise ConnectionError("cannot reach https://alice:s3cret@api.example.com/x")
+    except ConnectionError:
+        logging.getLogger("customer_activity.test").exception("publishing to %s failed", "https://bob:pw@h/")
+
+    assert caplog.records, "nothing was logged"
+    assert "s3cret" not in caplog.text
+    assert "pw@" not in caplog.text
+    assert "https://***@api.example.com/x" in caplog.text
+    assert "https://***@h/" in caplog.text
 
 
 def test_credentials_in_the_host_url_never_appear_in_retry_warnings_or_errors(http_server, with_key, capsys, caplog):

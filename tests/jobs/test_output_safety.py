@@ -13,7 +13,7 @@ import time
 import pytest
 
 from customer_activity.jobs import inputs, output_dir
-from customer_activity.jobs.errors import EXIT_INPUT_ERROR, EXIT_OK, EXIT_OUTPUT_BUSY, EXIT_USAGE
+from customer_activity.jobs.errors import EXIT_INPUT_ERROR, EXIT_OK, EXIT_OUTPUT_BUSY, EXIT_USAGE, ConfigurationError
 from customer_activity_testing.outputs import AS_OF, build, fingerprint, run_report, table_files
 from customer_activity_testing.outputs import published as published_rows
 
@@ -37,7 +37,15 @@ def assert_refused(capsys, expected: str) -> None:
     assert len(error.strip().splitlines()) == 1, error
 
 
-@pytest.mark.parametrize("name", [".customer_activity.staging", "customer_activity_run_report.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".customer_activity.staging",
+        ".customer_activity.staging/20261119T060000Z-dead0001",
+        ".customer_activity.lock",
+        "customer_activity_run_report.json",
+    ],
+)
 def test_a_symbolic_link_where_the_job_writes_is_refused_and_not_followed(
     sample_source, output_copy, tmp_path, capsys, inputs_untouched, name
 ):
@@ -45,6 +53,7 @@ def test_a_symbolic_link_where_the_job_writes_is_refused_and_not_followed(
     (elsewhere / "someone's data").mkdir(parents=True)
     (elsewhere / "someone's data" / "keep.txt").write_text("keep me")
     link = output_copy / name
+    link.parent.mkdir(exist_ok=True)
     if link.exists():
         link.unlink()
     link.symlink_to(elsewhere)
@@ -135,7 +144,8 @@ def test_leftovers_of_builds_that_died_are_removed_and_reported(output_copy, tmp
 
 
 # The first build, in a process of its own: it holds the output while it stages its
-# candidate, and tells the test when it has begun writing it.
+# candidate, says when it begins, and stalls inside the write once its task has
+# handed the first rows to the writer, so the kill lands in the middle of the write.
 _HOLDER = """
 import sys, time
 from customer_activity.jobs import publishing
@@ -143,13 +153,15 @@ from customer_activity.jobs.cli import main
 
 write = publishing.StagingArea.write
 
-def write_then_wait(self, candidate):
-    print("STAGING", self.run_id, flush=True)
-    staged = write(self, candidate)
+def first_batch_then_stall(batches):
+    yield next(batches)
     time.sleep(600)
-    return staged
 
-publishing.StagingArea.write = write_then_wait
+def stalling_write(self, candidate):
+    print("STAGING", self.run_id, flush=True)
+    return write(self, candidate.coalesce(1).mapInArrow(first_batch_then_stall, candidate.schema))
+
+publishing.StagingArea.write = stalling_write
 sys.exit(main(["build", "--source-dir", sys.argv[1], "--output-dir", sys.argv[2], "--as-of", sys.argv[3]]))
 """
 
@@ -168,9 +180,10 @@ def test_a_second_build_is_refused_while_one_runs_and_a_killed_one_is_cleaned_up
         first_run = line.split()[1]
         candidate = output_copy / ".customer_activity.staging" / first_run
         deadline = time.monotonic() + 120
-        while not candidate.exists() and time.monotonic() < deadline:
+        while not list(candidate.glob("*.parquet")) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert candidate.exists()
+        assert list(candidate.glob("*.parquet")), "the first build never began to write its candidate"
+        assert not list(candidate.glob("_delta_log/*.json")), "the candidate was committed: the kill came too late"
 
         # While the first build writes its candidate, a second one is refused at once.
         assert build(sample_source, output_copy) == EXIT_OUTPUT_BUSY
@@ -194,3 +207,50 @@ def test_a_second_build_is_refused_while_one_runs_and_a_killed_one_is_cleaned_up
     report = json.loads((output_copy / "customer_activity_run_report.json").read_text())
     assert report["leftovers_removed"] == [f".customer_activity.staging/{first_run}"]
     assert published_rows(output_copy).num_rows == published_rows(output_copy, before["version"]).num_rows
+
+
+def test_an_interrupted_build_says_so_in_its_run_report(sample_source, tmp_path, monkeypatch):
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inputs, "read_raw_tables", interrupted)
+
+    with pytest.raises(KeyboardInterrupt):
+        build(sample_source, tmp_path)
+
+    report = run_report(tmp_path)
+    assert (report["status"], report["error"]) == ("failed", "interrupted: KeyboardInterrupt")
+
+
+def test_a_leftover_that_cannot_be_removed_is_logged_and_the_rest_still_goes(tmp_path, monkeypatch, caplog):
+    staging = tmp_path / ".customer_activity.staging"
+    (staging / "stuck").mkdir(parents=True)
+    (staging / "gone").mkdir()
+    remove = output_dir.shutil.rmtree
+
+    def refusing(path: object, *args: object, **kwargs: object) -> None:
+        if str(path).endswith("stuck"):
+            raise PermissionError(13, "Permission denied")
+        remove(path, *args, **kwargs)
+
+    monkeypatch.setattr(output_dir.shutil, "rmtree", refusing)
+
+    with caplog.at_level(logging.WARNING, logger="customer_activity.jobs.output_dir"):
+        removed = output_dir.remove_leftovers(tmp_path, staging, ())
+
+    assert removed == [".customer_activity.staging/gone"]
+    assert sorted(p.name for p in staging.iterdir()) == ["stuck"]
+    assert f"could not remove {staging / 'stuck'}, left by an earlier build: Permission denied" in caplog.text
+
+
+def test_a_lock_file_linked_to_a_file_elsewhere_is_refused_and_not_written(tmp_path):
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("keep me")
+    output = tmp_path / "out"
+    output.mkdir()
+    os.link(elsewhere, output / output_dir.LOCK_FILE)
+
+    with pytest.raises(ConfigurationError, match="is not a plain file of its own"), output_dir.exclusive(output, "r"):
+        pass
+
+    assert elsewhere.read_text() == "keep me"
