@@ -190,3 +190,26 @@ def test_a_staged_tables_name_tells_when_its_run_started():
     )
     assert catalog.staging_run_start("_customer_activity_staging_20261319t060000z_ab12cd34") is None
     assert catalog.staging_run_start("customer_activity") is None
+
+
+class ConcurrentAppendException(Exception):  # noqa: N818 - Delta's own name
+    """Named as Delta's own Python exception."""
+
+
+class ConditionedError(Exception):
+    """PySpark's errors carry Delta's error condition instead."""
+
+    def __init__(self, condition: str | None) -> None:
+        super().__init__(condition)
+        self.condition = condition
+
+    def getCondition(self) -> str | None:  # noqa: N802 - PySpark's name
+        return self.condition
+
+
+def test_a_concurrent_commit_is_told_apart_from_other_failures():
+    assert publishing._concurrent_commit(ConcurrentAppendException("files were added"))
+    assert publishing._concurrent_commit(ConditionedError("DELTA_CONCURRENT_WRITE"))
+    assert not publishing._concurrent_commit(ConditionedError("DELTA_VIOLATE_CONSTRAINT_WITH_VALUES"))
+    assert not publishing._concurrent_commit(ConditionedError(None))
+    assert not publishing._concurrent_commit(OSError("disk full"))

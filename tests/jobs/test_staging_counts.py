@@ -50,9 +50,19 @@ EXPECTED = TableReport(
 
 
 @pytest.mark.parametrize("footers", [True, False], ids=["from-footers", "observed"])
-def test_the_counts_are_the_same_from_footers_or_observed(spark, footers):
-    frame = raw(spark, "data_product", *ROWS)
-    table = RawTable(frame, {"x": 4}, rows=6 if footers else None, null_keys=2 if footers else None)
+def test_the_counts_are_the_same_from_footers_or_observed(spark, tmp_path, footers):
+    raw(spark, "data_product", *ROWS).coalesce(2).write.parquet(str(tmp_path / "data_product"))
+    files = sorted((tmp_path / "data_product").glob("*.parquet"))
+    dataset = raw_files.inspect(
+        "data_product", tmp_path, files, tuple(raw(spark, "data_product").columns), "data_product_id"
+    )
+    assert (dataset.rows, dataset.key_nulls) == (6, 2), "the footers Spark wrote count every row and NULL key"
+    table = RawTable(
+        dataset.read(spark),
+        {"x": 4},
+        rows=dataset.rows if footers else None,
+        null_keys=dataset.key_nulls if footers else None,
+    )
     counts = StagingCounts("data_product", table)
     staged = counts.stage()
 
