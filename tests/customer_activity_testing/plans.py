@@ -71,9 +71,12 @@ def scanned_tables(plan: Node) -> Counter[str]:
     scans: Counter[str] = Counter()
     for node in walk(plan):
         if node.name.startswith("Scan"):
-            match = re.search(r"\[file:(?P<path>[^\],]+)\]", node.text)
+            match = re.search(r"\[file:(?P<path>[^\],]+)", node.text)
             assert match, f"no location in {node.text[:300]}"
-            scans[match.group("path").rstrip("/").rsplit("/", 1)[-1]] += 1
+            # The build names each data file, a plain reader the table's directory; Spark
+            # may cut a long location short ("part-0000...."): the table is the last directory.
+            parts = match.group("path").rstrip("/").split("/")
+            scans[parts[-2] if parts[-1].startswith("part-") or "." in parts[-1] else parts[-1]] += 1
     return scans
 
 
