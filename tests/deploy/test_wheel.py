@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import zipfile
-from importlib.metadata import version
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from customer_activity.jobs.session import DELTA_CONF
 from customer_activity_testing import bundle_checks, reference
 from customer_activity_testing.outputs import AS_OF, as_utc, run_report
 from customer_activity_testing.outputs import published as published_rows
@@ -84,12 +84,35 @@ def test_the_wheel_does_not_bring_its_own_spark(wheel):
     assert not [line for line in required if "pyspark" in line or "delta-spark" in line]
 
 
-def test_the_installed_wheels_entry_point_builds_over_spark_connect(wheel, sample_source, tmp_path):
+@pytest.fixture
+def connect_server(spark) -> Iterator[str]:
+    """A Spark Connect server inside the test session's own JVM; yields its address.
+
+    The build runs as a thin client against it, as a serverless task runs against
+    Databricks' compute, and the warm JVM spares a second one.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    jvm = spark.sparkContext._jvm
+    conf = jvm.org.apache.spark.SparkEnv.get().conf()
+    conf.set("spark.connect.grpc.binding.address", "127.0.0.1")
+    conf.set("spark.connect.grpc.binding.port", str(port))
+    service = jvm.org.apache.spark.sql.connect.service.SparkConnectService
+    service.start(spark.sparkContext._jsc.sc())
+    try:
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        nothing = jvm.scala.Option.empty()
+        service.stop(nothing, nothing)
+
+
+def test_the_installed_wheels_entry_point_builds_over_spark_connect(wheel, sample_source, tmp_path, connect_server):
     """The wheel's console script, as the Databricks task calls it, over Spark Connect.
 
     Spark Connect is the protocol of Databricks serverless compute: it has no RDDs and
     no SparkContext, so a job that used them would fail here. A local Connect server
-    (`SPARK_REMOTE=local[2]`) stands in for the workspace.
+    stands in for the workspace.
     """
     target = tmp_path / "site"
     subprocess.run(
@@ -99,17 +122,7 @@ def test_the_installed_wheels_entry_point_builds_over_spark_connect(wheel, sampl
         timeout=300,
     )
     # The wheel's copy of the package comes first on the path, ahead of the checkout.
-    # The workspace brings Delta; the local Spark Connect server gets it the way the job's own session does.
-    delta = f"io.delta:delta-spark_4.2_2.13:{version('delta-spark')}"
-    environment = {
-        **os.environ,
-        "PYTHONPATH": str(target),
-        "SPARK_REMOTE": "local[2]",
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "PYSPARK_SUBMIT_ARGS": f"--packages {delta} "
-        + " ".join(f"--conf {key}={value}" for key, value in DELTA_CONF.items())
-        + " pyspark-shell",
-    }
+    environment = {**os.environ, "PYTHONPATH": str(target), "SPARK_REMOTE": connect_server}
     where = subprocess.run(
         [sys.executable, "-c", "from customer_activity.jobs.contract import default_contract_path as p; print(p())"],
         env=environment,
