@@ -6,6 +6,7 @@
     python3 dev.py check                                   # static checks: ruff, mypy
     python3 dev.py bench [benchmarks/run.py options]       # the performance benchmark
     python3 dev.py wheel [--wheel-dir DIR]                 # the wheel the bundle deploys
+    python3 dev.py consumer-views [--check]                # render the dashboard and the alert
     python3 dev.py shell-env                               # only create/refresh .venv
 
 Needs Python 3.11+ and Java 17+ (PySpark 4). Everything else goes into `.venv`,
@@ -163,6 +164,7 @@ def main(argv: list[str]) -> int:
         "check": None,
         "shell-env": None,
         "wheel": None,
+        "consumer-views": [str(BIN / "python"), str(ROOT / "resources" / "dashboard" / "consumer_views.py")],
     }
     if not argv or argv[0] not in commands:
         print(__doc__)

@@ -132,6 +132,7 @@ def variable_problems(bundle: dict) -> list[str]:
         for name in sorted(set(values) - set(declared)):
             problems.append(f"target {target}: sets undeclared variable {name}")
         for name, definition in declared.items():
-            if "default" not in definition and name not in values:
+            # A lookup (a warehouse by name, say) is a value the CLI resolves at deploy time.
+            if "default" not in definition and "lookup" not in definition and name not in values:
                 problems.append(f"target {target}: variable {name} has no value")
     return problems
