@@ -141,3 +141,70 @@ quiet = customer_activity.where(
 show(ramp_ups.select("organization_id", "organization_vanity_url", "users_total", "users_added_30d", "data_platform"))
 show(quiet.select("organization_id", "organization_vanity_url", "users_total", "users_last_signed_up_at"))
 show(customer_activity.groupBy("data_platform").count().orderBy(F.col("count").desc()))
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## What consumers see: the dashboard's views
+# MAGIC The same queries as the deployed AI/BI dashboard (`resources/dashboard/queries/`), here over
+# MAGIC the output computed above. On Databricks each result is displayed (pick a chart in the cell);
+# MAGIC locally each view is drawn and saved as a PNG (directory from `CUSTOMER_ACTIVITY_CHARTS_DIR`,
+# MAGIC else a new temporary one).
+
+# COMMAND ----------
+
+try:
+    notebook_dir = Path(__file__).resolve().parent
+except NameError:  # a Databricks notebook runs in its own directory, without __file__
+    notebook_dir = Path.cwd()
+queries = notebook_dir.parent / "resources" / "dashboard" / "queries"
+customer_activity.createOrReplaceTempView("customer_activity")
+views = {path.stem: spark.sql(path.read_text()) for path in sorted(queries.glob("*.sql"))}
+
+# Each chart: the view, its category column, its value column(s), a title.
+CHARTS = {
+    "ramping_up": (
+        "organization_vanity_url",
+        ["users_added_30d", "dataproducts_added_30d"],
+        "Ramping up: added in 30 days",
+    ),
+    "gone_quiet": ("organization_vanity_url", ["users_total", "dataproducts_total"], "Gone quiet: totals"),
+    "platform_mix": ("data_platform", ["customers"], "Customers by main data platform"),
+    "contract_coverage": ("band", ["customers"], "Output-port coverage (data contract | test results)"),
+}
+
+if ON_DATABRICKS:
+    for name, view in views.items():
+        print(name)
+        display(view)  # noqa: F821 - a Databricks notebook builtin
+else:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no window
+    import matplotlib.pyplot as plt
+
+    charts_dir = Path(
+        os.environ.get("CUSTOMER_ACTIVITY_CHARTS_DIR") or tempfile.mkdtemp(prefix="customer-activity-charts-")
+    )
+    charts_dir.mkdir(parents=True, exist_ok=True)
+    print("overview:", views["overview"].first().asDict(), "| freshness:", views["freshness"].first().asDict())
+    charts = {}
+    for name, (category, values, title) in CHARTS.items():
+        rows = views[name].limit(15).collect()
+        if name == "contract_coverage":
+            labels = [f"{row.coverage}\n{row.band}" for row in rows]
+        else:
+            labels = [str(row[category]) for row in rows]
+        figure, axes = plt.subplots(figsize=(10, 4.5))
+        width = 0.8 / len(values)
+        for index, value in enumerate(values):
+            positions = [i + index * width for i in range(len(rows))]
+            axes.bar(positions, [row[value] or 0 for row in rows], width=width, label=value)
+        axes.set_xticks([i + width * (len(values) - 1) / 2 for i in range(len(rows))], labels, rotation=45, ha="right")
+        axes.set_title(title)
+        axes.legend()
+        figure.tight_layout()
+        charts[name] = charts_dir / f"{name}.png"
+        figure.savefig(charts[name], dpi=80)
+        plt.close(figure)
+    print("charts:", ", ".join(str(path) for path in charts.values()))
