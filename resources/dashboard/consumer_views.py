@@ -99,14 +99,16 @@ def _counter(name: str, dataset: str, field: str, title: str, position: tuple[in
     return _widget(name, dataset, [field], spec, position)
 
 
-def _table(name: str, dataset: str, columns: list[str], title: str, description: str, y: int, height: int):
+def _table(
+    name: str, dataset: str, columns: list[str], title: str, description: str, position: tuple[int, int, int, int]
+):
     spec = {
         "version": 1,
         "widgetType": "table",
         "encodings": {"columns": [{"fieldName": c, "displayName": c} for c in columns]},
         "frame": _frame(title, description),
     }
-    return _widget(name, dataset, columns, spec, (0, y, 6, height))
+    return _widget(name, dataset, columns, spec, position)
 
 
 def _bar(name: str, dataset: str, x: str, y: str, title: str, position, color: str | None = None):
@@ -167,15 +169,22 @@ def dashboard() -> dict[str, Any]:
             for index, (field, title) in enumerate(counters)
         ],
         _counter("freshness_hours", "freshness", "hours_since_update", "Hours since the last build", (0, 4, 3, 2)),
-        _counter("freshness_last", "freshness", "last_updated_at", "Last built at (UTC)", (3, 4, 3, 2)),
+        # A counter shows numbers only: the timestamp goes in a one-row table.
+        _table(
+            "freshness_last",
+            "freshness",
+            ["last_updated_at"],
+            "Last built at (UTC)",
+            f"The contract promises at most {freshness_hours():g} hours.",
+            (3, 4, 3, 2),
+        ),
         _table(
             "ramping_up",
             "ramping_up",
             _columns("ramping_up"),
             "Ramping up",
             "Users or data products added in the last 30 days, and their share of the totals.",
-            6,
-            8,
+            (0, 6, 6, 8),
         ),
         _table(
             "gone_quiet",
@@ -183,8 +192,7 @@ def dashboard() -> dict[str, Any]:
             _columns("gone_quiet"),
             "Gone quiet",
             "Nothing added in 30 days; data products unchanged for over 90 days, or none at all.",
-            14,
-            8,
+            (0, 14, 6, 8),
         ),
         _bar("platform_mix", "platform_mix", "data_platform", "customers", "Main data platform", (0, 22, 3, 6)),
         _bar(
