@@ -38,12 +38,21 @@ def test_the_build_reads_every_input_table_exactly_once(build_plan):
     assert plans.scanned_tables(build_plan) == dict.fromkeys(INPUT_PORTS, 1)
 
 
-def test_the_check_sees_the_straightforward_port_read_tables_twice(spark, sample_source):
-    """The same inspection on the dbt-style port: its models read two tables twice."""
+@pytest.fixture
+def no_exchange_reuse(spark):
+    """Spark may answer a repeated read from an identical exchange it already ran; whether an
+    adaptive plan does depends on which of its stages finished first."""
+    spark.conf.set("spark.sql.exchange.reuse", "false")
+    yield
+    spark.conf.unset("spark.sql.exchange.reuse")
+
+
+def test_the_check_sees_the_straightforward_port_read_tables_more_than_once(spark, sample_source, no_exchange_reuse):
+    """The same inspection on the dbt-style port, as written: its models read two tables repeatedly."""
     raw = inputs.read_input_ports(spark, inputs.InputLocation(directory=sample_source))
     result = straightforward.customer_activity(spark, raw, AS_OF, datetime.now(UTC))
     scans = plans.scanned_tables(plans.executed_plan(result))
-    assert (scans["data_product"], scans["output_port"]) == (2, 2)
+    assert (scans["data_product"], scans["output_port"]) == (3, 2)
 
 
 def test_the_build_has_no_cartesian_product(build_plan):
