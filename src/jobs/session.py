@@ -24,6 +24,11 @@ _LOCAL_SESSION_CONF = {
     # logs of clusters; a local table's log is a few files, and 50 tiny tasks made every
     # read and commit of it cost seconds (an ADD CONSTRAINT 3 s instead of 0.5 s).
     "spark.databricks.delta.snapshotPartitions": "2",
+    # Spark keeps 100 compiled query classes by default, fewer than one build generates:
+    # a second build in the same session (run's contract test, a notebook, the tests)
+    # compiled everything again, and the JVM then compiled those classes again too.
+    # Measured on the 150-organisation sample, warm: 4.0 s instead of 5.6 s per build.
+    "spark.sql.codegen.cache.maxEntries": "2000",
 }
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
