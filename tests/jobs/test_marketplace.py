@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import pytest
@@ -176,8 +177,12 @@ def test_a_logged_traceback_is_masked_too(caplog):
     assert "https://***@h/" in caplog.text
 
 
-def test_credentials_in_the_host_url_never_appear_in_retry_warnings_or_errors(http_server, with_key, capsys, caplog):
+def test_credentials_in_the_host_url_never_appear_in_retry_warnings_or_errors(
+    http_server, with_key, capsys, caplog, monkeypatch
+):
     http_server.answer(*[Answer(503)] * 4)
+    # The command's back-off (0.5 s, doubling) is the same code with shorter waits.
+    monkeypatch.setattr(marketplace, "publish", functools.partial(marketplace.publish, backoff_seconds=0.01))
     host = http_server.url.replace("http://", "http://alice:s3cret@")
     caplog.set_level(logging.DEBUG)
 
