@@ -85,14 +85,14 @@ class BuildConfig:
             publishing.check_output_outside_input(self.source.directory, self.output.directory)
 
 
-def _counted(observation: Observation, frame: DataFrame, metrics: list[Column]) -> dict[str, int]:
+def _counted(what: str, observation: Observation, frame: DataFrame, metrics: list[Column]) -> dict[str, int]:
     """The observed metrics, or, where Spark collected none, the same counted directly."""
     try:
         return dict(observation.get)
     except Exception:  # noqa: BLE001 - Spark raises JVM errors of several kinds here
         # Spark collects no observed metrics from a plan that ran no task (an empty
         # table): count directly, which is cheap for exactly that case.
-        logger.info("observation %s unavailable; counting directly", observation)
+        logger.info("%s were not observed while the build ran; counted directly", what)
         return {name: int(value) for name, value in aggregate(frame, metrics).items()}
 
 
@@ -135,8 +135,8 @@ class StagingCounts:
         if self._raw_observed is None:
             raw = {"rows": int(self.raw.rows or 0), "null_key_rows": int(self.raw.null_keys or 0)}
         else:
-            raw = _counted(*self._raw_observed)
-        kept = _counted(*self._kept_observed)
+            raw = _counted(f"{self.model.port.table}'s raw rows", *self._raw_observed)
+        kept = _counted(f"{self.model.port.table}'s kept rows", *self._kept_observed)
         # Only versioned tables drop rows without a key; test results keep them all.
         dropped = raw["null_key_rows"] if self.model.port.versioned else 0
         return TableReport(

@@ -235,7 +235,12 @@ class StagingArea:
             # one, and only then does its identity need CREATE SCHEMA on the catalog.
             if not self._spark.catalog.databaseExists(f"{self.table.catalog}.{self.table.schema}"):
                 self._spark.sql(catalog.create_schema(self.table.catalog, self.table.schema))
-            candidate.write.format(TABLE_FORMAT).mode("error").saveAsTable(self.table.quoted)
+            # Created empty, then appended to: a CREATE TABLE AS SELECT runs its query out of
+            # sight of the metrics the candidate observes (the run report's counts), which
+            # then had to be counted again with a pass over the inputs per table.
+            empty = self._spark.createDataFrame([], candidate.schema)
+            empty.write.format(TABLE_FORMAT).mode("error").saveAsTable(self.table.quoted)
+            candidate.write.format(TABLE_FORMAT).mode("append").saveAsTable(self.table.quoted)
         else:
             candidate.write.format(TABLE_FORMAT).mode("error").save(str(self.table.path))
         return self._spark.read.table(self.table.quoted)
