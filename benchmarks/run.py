@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    spark = session.create_spark_session()
+    spark = session.create_spark_session(long_lived=True)
     memory = JvmMemory(spark)
     machine = describe_machine(spark)
     print(f"machine: {machine['cpus']} CPUs ({machine['cpu']}), {machine['memory_gib']} GiB; Spark {machine['spark']}")

@@ -18,7 +18,7 @@ from customer_activity_testing.outputs import AS_OF
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
-    local = session.create_spark_session(warehouse=tmp_path_factory.mktemp("warehouse"))
+    local = session.create_spark_session(warehouse=tmp_path_factory.mktemp("warehouse"), long_lived=True)
     # Test frames hold a handful of rows: fewer partitions, fewer tiny tasks.
     local.conf.set("spark.sql.shuffle.partitions", "2")
     yield local
