@@ -79,7 +79,6 @@ class JvmMemory:
         management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
         self._pools = [pool for pool in management.getMemoryPoolMXBeans() if str(pool.getType()) == "Heap memory"]
         self._pid = self._find_jvm()
-        self._os = management.getOperatingSystemMXBean()
 
     @staticmethod
     def _find_jvm() -> int | None:
@@ -103,9 +102,16 @@ class JvmMemory:
     def peak_heap_mib(self) -> float:
         return round(sum(pool.getPeakUsage().getUsed() for pool in self._pools) / 1024**2, 1)
 
-    def cpu_seconds(self) -> float:
-        """The JVM process's CPU time so far, all threads (JIT and GC included)."""
-        return int(self._os.getProcessCpuTime()) / 1e9
+    def cpu_seconds(self) -> float | None:
+        """The JVM process's CPU time so far, all threads (JIT and GC included); None off Linux."""
+        if self._pid is None:
+            return None
+        try:
+            # After the command name in parentheses: utime and stime are fields 14 and 15.
+            fields = Path(f"/proc/{self._pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mib(self) -> float | None:
         if self._pid is None:
@@ -130,8 +136,8 @@ class Variant:
         return statistics.median(self.seconds)
 
     @property
-    def median_cpu(self) -> float:
-        return statistics.median(self.cpu_seconds)
+    def median_cpu(self) -> float | None:
+        return statistics.median(self.cpu_seconds) if self.cpu_seconds else None
 
 
 def ensure_sample(data_dir: Path, organizations: int, seed: int) -> Path:
@@ -193,10 +199,12 @@ def measure(spark: SparkSession, source: Path, work: Path, repetitions: int, mem
         shift = repetition % len(measured)
         for variant in measured[shift:] + measured[:shift]:
             memory.reset()
-            started, cpu = time.perf_counter(), memory.cpu_seconds()
+            started, cpu_before = time.perf_counter(), memory.cpu_seconds()
             variant.run()
             variant.seconds.append(time.perf_counter() - started)
-            variant.cpu_seconds.append(memory.cpu_seconds() - cpu)
+            cpu_after = memory.cpu_seconds()
+            if cpu_before is not None and cpu_after is not None:
+                variant.cpu_seconds.append(cpu_after - cpu_before)
             variant.peak_heap_mib.append(memory.peak_heap_mib())
             rss = memory.peak_rss_mib()
             if rss is not None:
@@ -245,6 +253,19 @@ def describe_machine(spark: SparkSession) -> dict[str, object]:
     }
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """A ratio of CPU medians, None where the JVM's CPU time could not be read."""
+    return None if numerator is None or not denominator else round(numerator / denominator, 3)
+
+
+def _shown(value: object) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def report(organizations: int, source: Path, measured: list[Variant]) -> dict[str, object]:
     by_name = {variant.name: variant for variant in measured}
     build, floor, port = by_name["build"].median, by_name["scan floor"].median, by_name["straightforward"].median
@@ -258,7 +279,7 @@ def report(organizations: int, source: Path, measured: list[Variant]) -> dict[st
             variant.name: {
                 "median_seconds": round(variant.median, 3),
                 "seconds": [round(s, 3) for s in variant.seconds],
-                "median_jvm_cpu_seconds": round(variant.median_cpu, 3),
+                "median_jvm_cpu_seconds": _rounded(variant.median_cpu),
                 "jvm_cpu_seconds": [round(s, 3) for s in variant.cpu_seconds],
                 "peak_jvm_heap_mib": max(variant.peak_heap_mib),
                 "peak_jvm_rss_mib": max(variant.peak_rss_mib) if variant.peak_rss_mib else None,
@@ -268,8 +289,8 @@ def report(organizations: int, source: Path, measured: list[Variant]) -> dict[st
         "build_vs_straightforward": round(build / port, 3),
         "build_vs_scan_floor": round(build / floor, 3),
         "transforms_vs_straightforward": round(by_name["build transforms only"].median / port, 3),
-        "cpu_build_vs_straightforward": round(by_name["build"].median_cpu / by_name["straightforward"].median_cpu, 3),
-        "cpu_build_vs_scan_floor": round(by_name["build"].median_cpu / by_name["scan floor"].median_cpu, 3),
+        "cpu_build_vs_straightforward": _ratio(by_name["build"].median_cpu, by_name["straightforward"].median_cpu),
+        "cpu_build_vs_scan_floor": _ratio(by_name["build"].median_cpu, by_name["scan floor"].median_cpu),
     }
     print(f"\n{organizations} organisations, {sum(input_rows.values())} raw rows")
     print(f"  {'variant':<24} {'median s':>9} {'JVM CPU s':>9} {'heap MiB':>9} {'RSS MiB':>8}   runs (wall s)")
@@ -277,7 +298,7 @@ def report(organizations: int, source: Path, measured: list[Variant]) -> dict[st
         rss = max(variant.peak_rss_mib) if variant.peak_rss_mib else float("nan")
         runs = ", ".join(f"{s:.2f}" for s in variant.seconds)
         print(
-            f"  {variant.name:<24} {variant.median:>9.2f} {variant.median_cpu:>9.2f}"
+            f"  {variant.name:<24} {variant.median:>9.2f} {_shown(variant.median_cpu):>9}"
             f" {max(variant.peak_heap_mib):>9.0f} {rss:>8.0f}   {runs}"
         )
     verdict = organizations >= TARGET_SCALE
@@ -292,7 +313,7 @@ def report(organizations: int, source: Path, measured: list[Variant]) -> dict[st
             if verdict
             else "(targets apply from 100 000)"
         )
-        print(f"  {label:<34} {ratio:5.2f} {result['cpu_' + key]:5.2f}  {status}")
+        print(f"  {label:<34} {ratio:5.2f} {_shown(result['cpu_' + key]):>5}  {status}")
     print(f"  (a-)/(b) transforms only / straightforward {result['transforms_vs_straightforward']:.2f}")
     return result
 

@@ -50,3 +50,27 @@ def test_below_the_target_scale_no_verdict_is_given(tmp_path, capsys):
 
     assert result["input_rows"] == dict.fromkeys(STAGING_MODELS, 0)
     assert "(targets apply from 100 000)" in capsys.readouterr().out
+
+
+def test_without_the_jvms_cpu_time_the_cpu_figures_are_none_not_made_up(tmp_path, capsys):
+    for table in STAGING_MODELS:
+        (tmp_path / table).mkdir()
+    measured = [
+        variant(name, [1.0], []) for name in ("build", "build transforms only", "straightforward", "scan floor")
+    ]
+
+    result = run.report(100_000, tmp_path, measured)
+
+    assert result["variants"]["build"]["median_jvm_cpu_seconds"] is None
+    assert result["cpu_build_vs_straightforward"] is None
+    assert "n/a" in capsys.readouterr().out
+
+
+def test_the_jvms_cpu_time_is_read_and_grows_with_work(spark):
+    memory = run.JvmMemory(spark)
+    before = memory.cpu_seconds()
+    spark.range(2_000_000).selectExpr("sum(id * 3)").collect()
+    after = memory.cpu_seconds()
+    assert before is not None
+    assert after is not None
+    assert after > before > 0
