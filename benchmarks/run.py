@@ -185,10 +185,18 @@ def variants(spark: SparkSession, source: Path, work: Path) -> list[Variant]:
     ]
 
 
+def _naive_utc(value: object) -> object:
+    # Delta's reader returns timestamps in UTC, Parquet's without a zone: the same instants.
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
 def published_rows(path: Path) -> list[dict[str, object]]:
     """The rows at `path` without `updated_at`: a Delta table (the build's) or Parquet files."""
     table = DeltaTable(str(path)).to_pyarrow_table() if (path / "_delta_log").is_dir() else pq.read_table(path)
-    return sorted(table.drop(["updated_at"]).to_pylist(), key=lambda row: row["organization_id"])
+    rows = [{key: _naive_utc(value) for key, value in row.items()} for row in table.drop(["updated_at"]).to_pylist()]
+    return sorted(rows, key=lambda row: row["organization_id"])
 
 
 def measure(spark: SparkSession, source: Path, work: Path, repetitions: int, memory: JvmMemory) -> list[Variant]:

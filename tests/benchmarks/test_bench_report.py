@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import run
@@ -74,3 +76,16 @@ def test_the_jvms_cpu_time_is_read_and_grows_with_work(spark):
     assert before is not None
     assert after is not None
     assert after > before > 0
+
+
+def test_rows_compare_equal_whether_their_timestamps_carry_utc_or_no_zone(tmp_path):
+    """The build's Delta table reads back zoned, the straightforward port's Parquet without a zone."""
+    instant = datetime(2026, 11, 2, 22, 18, 36)
+    for name, zone in (("zoned", "UTC"), ("naive", None)):
+        (tmp_path / name).mkdir()
+        stamps = pa.array([instant.replace(tzinfo=UTC) if zone else instant], pa.timestamp("us", tz=zone))
+        table = pa.table({"organization_id": ["o1"], "created_at": stamps, "updated_at": stamps})
+        pq.write_table(table, tmp_path / name / "part-0.parquet")
+
+    assert run.published_rows(tmp_path / "zoned") == run.published_rows(tmp_path / "naive")
+    assert run.published_rows(tmp_path / "naive") == [{"organization_id": "o1", "created_at": instant}]
