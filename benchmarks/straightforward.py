@@ -15,9 +15,14 @@ that even rows copied with the same `_dlt_id` cannot make it depend on row order
 
 from __future__ import annotations
 
+import argparse
+import sys
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+
+from customer_activity.jobs import inputs, session
 
 # table: (key, id columns, string columns, timestamp columns, versioned)
 SOURCES = {
@@ -162,3 +167,24 @@ def customer_activity(spark: SparkSession, raw: dict[str, DataFrame], as_of: dat
     for table, frame in raw.items():
         frame.createOrReplaceTempView(f"raw_{table}")
     return spark.sql(query(as_of, updated_at))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The port as a job of its own, to time as a whole process beside `customer-activity build`.
+
+    From the raw tables, read and checked by the project's input ports, to Parquet, in a
+    session with the job's own local settings.
+    """
+    parser = argparse.ArgumentParser(description="the straightforward dbt port, from raw tables to Parquet")
+    parser.add_argument("source", type=Path, help="directory with one Parquet dataset per raw table")
+    parser.add_argument("output", type=Path, help="where the Parquet output goes (replaced)")
+    parser.add_argument("as_of", type=date.fromisoformat, help="as-of date, YYYY-MM-DD")
+    args = parser.parse_args(argv)
+    spark = session.create_spark_session()
+    raw = inputs.read_input_ports(spark, inputs.InputLocation(directory=args.source))
+    customer_activity(spark, raw, args.as_of, datetime.now(UTC)).write.mode("overwrite").parquet(str(args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

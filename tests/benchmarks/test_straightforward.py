@@ -29,3 +29,12 @@ def test_the_straightforward_implementation_agrees_with_the_build(spark, sample_
     )
     assert result.columns == pq.read_schema(next((published_output / "customer_activity").glob("*.parquet"))).names
     assert computed == expected
+
+
+def test_as_a_job_of_its_own_it_writes_the_same_rows_as_parquet(spark, sample_source, published_output, tmp_path):
+    assert straightforward.main([str(sample_source), str(tmp_path / "port"), AS_OF.isoformat()]) == 0
+
+    ported = pq.read_table(tmp_path / "port").drop(["updated_at"]).to_pylist()
+    expected = published_rows(published_output).drop(["updated_at"]).to_pylist()
+    by_key = {row["organization_id"]: {k: as_utc(v) for k, v in row.items()} for row in expected}
+    assert {row["organization_id"]: {k: as_utc(v) for k, v in row.items()} for row in ported} == by_key
