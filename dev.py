@@ -107,6 +107,20 @@ def ensure_environment() -> None:
     STAMP.write_text(wanted)
 
 
+def ensure_class_archive() -> None:
+    """Spark's classes saved once for faster JVM starts (src/jobs/class_archive.py); only an optimisation."""
+    result = subprocess.run(
+        [str(BIN / "python"), "-m", "customer_activity.jobs.class_archive"],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        # The training run's own log says why; everything works without the archive.
+        print("\n".join(result.stderr.splitlines()[-20:]), file=sys.stderr)
+
+
 def static_checks(argv: list[str]) -> int:
     """Lint, formatting and types, configured in pyproject.toml; non-zero on any finding.
 
@@ -175,6 +189,8 @@ def main(argv: list[str]) -> int:
     if argv[0] == "check":
         return static_checks(argv[1:])
     command = commands[argv[0]]
+    if argv[0] in {"run", "test", "bench", "shell-env"}:
+        ensure_class_archive()
     if command is None:
         print(f"dev.py: environment ready: {VENV}")
         return 0

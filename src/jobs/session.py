@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from customer_activity.jobs import class_archive
 from customer_activity.jobs.errors import ConfigurationError
 
 _LOCAL_SESSION_CONF = {
@@ -38,14 +39,18 @@ DELTA_CONF = {
 
 
 def create_spark_session(
-    remote: str | None = None, warehouse: Path | None = None, long_lived: bool = False
+    remote: str | None = None,
+    warehouse: Path | None = None,
+    long_lived: bool = False,
+    dump_classes_to: Path | None = None,
 ) -> SparkSession:
     """The job's session: Databricks' own, a Spark Connect one, or embedded local Spark with Delta.
 
     Every session works in UTC: timestamps without an offset are UTC instants.
     `warehouse` is where a local session's catalog keeps managed tables. A local session
     that will run many builds (a test session, a benchmark) is `long_lived`; a command's
-    runs one and ends.
+    runs one and ends. A local session starts from the class archive when there is one;
+    the training run that makes it gives `dump_classes_to` (see class_archive).
     """
     if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         spark = SparkSession.builder.getOrCreate()
@@ -53,31 +58,33 @@ def create_spark_session(
         builder = SparkSession.builder
         spark = (builder.remote(remote) if remote else builder).getOrCreate()
     else:
-        spark = _local_session(warehouse, long_lived)
+        spark = _local_session(local_conf(warehouse, long_lived, dump_classes_to))
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     return spark
 
 
-def local_conf(warehouse: Path | None, long_lived: bool) -> dict[str, str]:
+def local_conf(warehouse: Path | None, long_lived: bool, dump_classes_to: Path | None = None) -> dict[str, str]:
     """The settings of an embedded session."""
     conf = {**_LOCAL_SESSION_CONF, **DELTA_CONF}
     if warehouse is not None:
         conf["spark.sql.warehouse.dir"] = str(warehouse.absolute())
-    if not long_lived:
-        # A command's JVM lives for one build: the optimising compiler spends more CPU
-        # compiling Spark than its code then saves. Without it a build takes 0.85 of the wall
-        # time at 500 organisations, 0.92 at 100 000; a session running dozens of builds gains
-        # from it.
-        conf["spark.driver.extraJavaOptions"] = _SHORT_RUN_JVM_OPTIONS
+    # A command's JVM lives for one build: the optimising compiler spends more CPU
+    # compiling Spark than its code then saves. Without it a build takes 0.85 of the wall
+    # time at 500 organisations, 0.92 at 100 000; a session running dozens of builds gains
+    # from it.
+    java_options = [] if long_lived else [_SHORT_RUN_JVM_OPTIONS]
+    java_options += class_archive.java_options(dump_classes_to)
+    if java_options:
+        conf["spark.driver.extraJavaOptions"] = " ".join(java_options)
     return conf
 
 
-def _local_session(warehouse: Path | None, long_lived: bool) -> SparkSession:
+def _local_session(conf: dict[str, str]) -> SparkSession:
     # Embedded Spark talks only to itself: binding to loopback needs no network and
     # avoids guessing (and warning about) the machine's external address.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master("local[*]").appName("customer-activity")
-    for key, value in local_conf(warehouse, long_lived).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     # delta-spark is in the `local` extra only: Databricks brings Delta with its Spark.
     from delta import configure_spark_with_delta_pip  # noqa: PLC0415

@@ -4,19 +4,44 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from customer_activity.jobs import session
+from customer_activity.jobs import class_archive, session
 
 JIT_OPTION = "-XX:TieredStopAtLevel=1"
 
 
-def test_a_commands_session_runs_without_the_optimising_compiler():
+def test_a_commands_session_runs_without_the_optimising_compiler(monkeypatch):
+    monkeypatch.setenv(class_archive.SWITCH, "off")
     assert session.local_conf(None, long_lived=False)["spark.driver.extraJavaOptions"] == JIT_OPTION
 
 
-def test_a_long_lived_session_keeps_it_as_this_test_session_does(spark):
+def test_a_long_lived_session_keeps_it_as_this_test_session_does(spark, monkeypatch):
+    monkeypatch.setenv(class_archive.SWITCH, "off")
     assert "spark.driver.extraJavaOptions" not in session.local_conf(None, long_lived=True)
+    assert JIT_OPTION not in jvm_arguments(spark)
+
+
+def test_a_session_starts_from_the_class_archive_when_there_is_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache with a space"))
+    assert "spark.driver.extraJavaOptions" not in session.local_conf(None, long_lived=True)
+    archive = class_archive.archive_path()
+    assert archive is not None
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"classes")
+    options = session.local_conf(None, long_lived=False)["spark.driver.extraJavaOptions"]
+    assert options == f'{JIT_OPTION} "-XX:SharedArchiveFile={archive}" -Xlog:cds=off,cds+dynamic=off'
+
+
+def test_this_test_session_was_started_from_the_archive_if_one_was_made(spark):
+    # dev.py makes the archive before the tests; the JVM must have been given it through
+    # spark-submit's option parsing intact, quotes removed.
+    archive = class_archive.archive_path()
+    given = f"-XX:SharedArchiveFile={archive}" in jvm_arguments(spark)
+    assert given == (archive is not None and archive.is_file())
+
+
+def jvm_arguments(spark) -> list[str]:
     runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
-    assert JIT_OPTION not in [str(argument) for argument in runtime.getInputArguments()]
+    return [str(argument) for argument in runtime.getInputArguments()]
 
 
 def test_the_warehouse_is_given_to_spark_as_an_absolute_path(tmp_path, monkeypatch):
