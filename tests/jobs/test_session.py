@@ -7,11 +7,12 @@ from pathlib import Path
 from customer_activity.jobs import class_archive, session
 
 JIT_OPTION = "-XX:TieredStopAtLevel=1"
+SHORT_RUN_OPTIONS = f"{JIT_OPTION} -XX:+UseParallelGC"
 
 
-def test_a_commands_session_runs_without_the_optimising_compiler(monkeypatch):
+def test_a_commands_session_runs_without_the_optimising_compiler_and_with_the_throughput_collector(monkeypatch):
     monkeypatch.setenv(class_archive.SWITCH, "off")
-    assert session.local_conf(None, long_lived=False)["spark.driver.extraJavaOptions"] == JIT_OPTION
+    assert session.local_conf(None, long_lived=False)["spark.driver.extraJavaOptions"] == SHORT_RUN_OPTIONS
 
 
 def test_a_long_lived_session_keeps_it_as_this_test_session_does(spark, monkeypatch):
@@ -28,7 +29,7 @@ def test_a_session_starts_from_the_class_archive_when_there_is_one(tmp_path, mon
     archive.parent.mkdir(parents=True)
     archive.write_bytes(b"classes")
     options = session.local_conf(None, long_lived=False)["spark.driver.extraJavaOptions"]
-    assert options == f'{JIT_OPTION} "-XX:SharedArchiveFile={archive}" -Xlog:cds=off,cds+dynamic=off'
+    assert options == f'{SHORT_RUN_OPTIONS} "-XX:SharedArchiveFile={archive}" -Xlog:cds=off,cds+dynamic=off'
 
 
 def test_this_test_session_was_started_from_the_archive_if_one_was_made(spark):
