@@ -107,10 +107,10 @@ def ensure_environment() -> None:
     STAMP.write_text(wanted)
 
 
-def ensure_class_archive() -> None:
-    """Spark's classes saved once for faster JVM starts (src/jobs/class_archive.py); only an optimisation."""
+def ensure_jvm_cache() -> None:
+    """Spark's classes saved once for faster JVM starts (src/jobs/jvm_cache.py); only an optimisation."""
     result = subprocess.run(
-        [str(BIN / "python"), "-m", "customer_activity.jobs.class_archive"],
+        [str(BIN / "python"), "-m", "customer_activity.jobs.jvm_cache"],
         cwd=ROOT,
         stderr=subprocess.PIPE,
         text=True,
@@ -190,7 +190,7 @@ def main(argv: list[str]) -> int:
         return static_checks(argv[1:])
     command = commands[argv[0]]
     if argv[0] in {"run", "test", "bench", "shell-env"}:
-        ensure_class_archive()
+        ensure_jvm_cache()
     if command is None:
         print(f"dev.py: environment ready: {VENV}")
         return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from customer_activity.jobs import class_archive
+from customer_activity.jobs import jvm_cache
 from customer_activity.jobs.errors import ConfigurationError
 
 _LOCAL_SESSION_CONF = {
@@ -55,7 +55,7 @@ def create_spark_session(
     `warehouse` is where a local session's catalog keeps managed tables. A local session
     that will run many builds (a test session, a benchmark) is `long_lived`; a command's
     runs one and ends. A local session starts from the class archive when there is one;
-    the training run that makes it gives `dump_classes_to` (see class_archive).
+    the training run that makes it gives `dump_classes_to` (see jvm_cache).
     """
     if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         spark = SparkSession.builder.getOrCreate()
@@ -74,7 +74,7 @@ def local_conf(warehouse: Path | None, long_lived: bool, dump_classes_to: Path |
     if warehouse is not None:
         conf["spark.sql.warehouse.dir"] = str(warehouse.absolute())
     java_options = [] if long_lived else list(_SHORT_RUN_JVM_OPTIONS)
-    java_options += class_archive.java_options(dump_classes_to)
+    java_options += jvm_cache.java_options(dump_classes_to)
     if java_options:
         conf["spark.driver.extraJavaOptions"] = " ".join(java_options)
     return conf
@@ -87,13 +87,21 @@ def _local_session(conf: dict[str, str]) -> SparkSession:
     builder = SparkSession.builder.master("local[*]").appName("customer-activity")
     for key, value in conf.items():
         builder = builder.config(key, value)
+    known_jars = jvm_cache.known_delta_jars()
+    if known_jars is not None:
+        # Where an earlier session's Ivy put them (see jvm_cache): no resolution, and
+        # the class archive can hold their classes.
+        os.environ["SPARK_DIST_CLASSPATH"] = jvm_cache.class_path_with(
+            os.environ.get("SPARK_DIST_CLASSPATH"), known_jars
+        )
+        return builder.getOrCreate()
     # delta-spark is in the `local` extra only: Databricks brings Delta with its Spark.
     from delta import configure_spark_with_delta_pip  # noqa: PLC0415
 
     try:
         # Spark resolves Delta's jars with Ivy: from Maven Central on the first run,
         # from the cache under ~/.ivy2* after that.
-        return configure_spark_with_delta_pip(builder).getOrCreate()
+        spark = configure_spark_with_delta_pip(builder).getOrCreate()
     except Exception as error:
         raise ConfigurationError(
             "the output port is a Delta table, and Spark could not load Delta Lake's jars "
@@ -101,3 +109,5 @@ def _local_session(conf: dict[str, str]) -> SparkSession:
             "into Ivy's cache under your home directory: check that Maven Central can be reached, "
             "or provide the jars with spark.jars."
         ) from error
+    jvm_cache.remember_delta_jars(spark.sparkContext.getConf().get("spark.jars", ""))
+    return spark

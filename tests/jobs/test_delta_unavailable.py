@@ -41,6 +41,8 @@ def test_delta_without_its_jars_fails_with_a_clear_message_and_publishes_nothing
     assert command, "the customer-activity command is not installed beside this Python"
     output = tmp_path / "output"
     environment = os.environ | {
+        # An empty cache: no Delta jars recorded by an earlier session (see jvm_cache).
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
         "PYSPARK_SUBMIT_ARGS": (
             f"--conf spark.jars.ivySettings={settings} --conf spark.jars.ivy={tmp_path / 'ivy-cache'} pyspark-shell"
         ),

@@ -1,0 +1,209 @@
+"""The JVM's cache: Delta's jars as Ivy resolved them; the class archive, named for the Java runtime and jars it
+fits, installed only when complete, made once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from customer_activity.jobs import jvm_cache
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv(jvm_cache.SWITCH, raising=False)
+    return tmp_path / "customer-activity"
+
+
+def fake_java_home(root: Path, content: bytes) -> Path:
+    java = root / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_bytes(content)
+    return root
+
+
+def test_the_archive_is_named_for_the_java_runtime(cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(fake_java_home(tmp_path / "jdk-a", b"a")))
+    first = jvm_cache.archive_path()
+    assert first is not None
+    assert first.parent == cache
+    assert first.name.startswith("spark-classes-")
+    assert first.suffix == ".jsa"
+    assert jvm_cache.archive_path() == first
+    monkeypatch.setenv("JAVA_HOME", str(fake_java_home(tmp_path / "jdk-b", b"b")))
+    assert jvm_cache.archive_path() not in (None, first)
+
+
+def test_without_java_or_when_switched_off_there_is_no_archive(cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk-here"))
+    assert jvm_cache.archive_path() is None
+    assert jvm_cache.java_options() == []
+    monkeypatch.delenv("JAVA_HOME")
+    monkeypatch.setenv(jvm_cache.SWITCH, "OFF")
+    assert jvm_cache.archive_path() is None
+
+
+def test_a_session_uses_the_archive_only_once_it_exists(cache):
+    assert jvm_cache.java_options() == []
+    archive = jvm_cache.archive_path()
+    assert archive is not None
+    cache.mkdir()
+    archive.write_bytes(b"classes")
+    assert jvm_cache.java_options() == [f'"-XX:SharedArchiveFile={archive}"', "-Xlog:cds=off,cds+dynamic=off"]
+
+
+def test_the_training_run_writes_where_it_is_told_quoted_for_spark_submit(tmp_path):
+    target = tmp_path / 'a "quoted" dir\\x' / "t.tmp"
+    assert jvm_cache.java_options(target)[0] == f'"-XX:ArchiveClassesAtExit={tmp_path}/a \\"quoted\\" dir\\\\x/t.tmp"'
+
+
+@pytest.mark.parametrize(("exit_code", "content"), [(1, b"half"), (0, b""), (137, b"")])
+def test_an_archive_from_a_jvm_that_did_not_end_cleanly_is_never_installed(tmp_path, exit_code, content):
+    written, archive = tmp_path / "a.tmp", tmp_path / "a.jsa"
+    written.write_bytes(content)
+    assert not jvm_cache.install(written, archive, exit_code)
+    assert not archive.exists()
+    assert not written.exists()
+
+
+def test_a_complete_archive_replaces_the_old_one_at_once(tmp_path):
+    written, archive = tmp_path / "a.tmp", tmp_path / "a.jsa"
+    archive.write_bytes(b"old")
+    written.write_bytes(b"new")
+    assert jvm_cache.install(written, archive, 0)
+    assert archive.read_bytes() == b"new"
+    assert not written.exists()
+    assert not jvm_cache.install(tmp_path / "never-written.tmp", archive, 0)
+    assert archive.read_bytes() == b"new"
+
+
+def test_only_training_files_abandoned_for_an_hour_are_removed(tmp_path):
+    old, recent, other = (tmp_path / name for name in ("spark-classes-1.9.tmp", "spark-classes-1.8.tmp", "x.tmp"))
+    for path in (old, recent, other):
+        path.write_bytes(b"")
+    now = old.stat().st_mtime + 3601
+    os.utime(recent, (now - 60, now - 60))
+    assert jvm_cache.remove_abandoned(tmp_path, now) == [old]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [recent.name, other.name]
+
+
+@pytest.fixture
+def known_jars(cache, tmp_path) -> list[Path]:
+    jar = tmp_path / "delta.jar"
+    jar.write_bytes(b"PK")
+    return jvm_cache.remember_delta_jars(jar.as_uri())
+
+
+def test_a_failed_training_is_noted_and_not_tried_again(known_jars, monkeypatch, capsys):
+    attempts = []
+
+    def failing_training(archive: Path) -> bool:
+        attempts.append(archive)
+        raise RuntimeError("no CDS in this JVM")
+
+    monkeypatch.setattr(jvm_cache, "train", failing_training)
+    assert jvm_cache.main() == 1
+    archive = jvm_cache.archive_path()
+    assert archive is not None
+    note = jvm_cache.failure_note(archive)
+    assert note.read_text() == "RuntimeError: no CDS in this JVM\n"
+    assert "Spark starts without one" in capsys.readouterr().out
+    assert jvm_cache.main() == 0
+    assert attempts == [archive]
+    assert not archive.exists()
+
+
+def test_an_existing_archive_is_not_made_again(known_jars, monkeypatch):
+    monkeypatch.setattr(jvm_cache, "train", lambda archive: pytest.fail("trained again"))
+    archive = jvm_cache.archive_path()
+    assert archive is not None
+    archive.write_bytes(b"classes")
+    assert jvm_cache.main() == 0
+
+
+def test_the_training_first_has_deltas_jars_resolved_and_stops_if_that_fails(cache, monkeypatch, capsys):
+    def resolve_fails() -> None:
+        raise subprocess.CalledProcessError(3, ["python"])
+
+    monkeypatch.setattr(jvm_cache, "_resolve_delta_jars", resolve_fails)
+    monkeypatch.setattr(jvm_cache, "train", lambda archive: pytest.fail("trained without Delta's jars"))
+    assert jvm_cache.main() == 1
+    assert "Delta Lake's jars could not be resolved (exit code 3)" in capsys.readouterr().out
+
+
+def test_switched_off_nothing_is_resolved_or_made(cache, monkeypatch):
+    monkeypatch.setenv(jvm_cache.SWITCH, "off")
+    monkeypatch.setattr(jvm_cache, "_resolve_delta_jars", lambda: pytest.fail("resolved"))
+    assert jvm_cache.main() == 0
+    assert not cache.exists()
+
+
+def test_the_jvm_options_dump_an_archive_that_a_jvm_then_starts_from(tmp_path):
+    # The same dump-install-use cycle as the training run, with a JVM that only prints its version.
+    java = jvm_cache.java_binary()
+    assert java is not None
+    written, archive = tmp_path / "a.tmp", tmp_path / "a.jsa"
+    dump = [option.strip('"') for option in jvm_cache.java_options(written)]
+    dumped = subprocess.run([str(java), *dump, "-version"], capture_output=True, text=True, check=False)
+    assert jvm_cache.install(written, archive, dumped.returncode), dumped.stderr
+    used = subprocess.run(
+        [str(java), f"-XX:SharedArchiveFile={archive}", "-Xshare:on", "-version"], capture_output=True, check=False
+    )
+    assert used.returncode == 0
+    # Why install() waits for a clean exit: a JVM given half an archive does not start
+    # (and may crash, writing its error file where it runs).
+    truncated = tmp_path / "truncated.jsa"
+    truncated.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    refused = subprocess.run(
+        [str(java), f"-XX:SharedArchiveFile={truncated}", "-Xshare:on", "-version"],
+        capture_output=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert refused.returncode != 0
+
+
+def test_delta_jars_are_remembered_from_the_file_urls_ivy_gave_and_forgotten_when_one_is_gone(cache, tmp_path):
+    assert jvm_cache.known_delta_jars() is None
+    jars = [tmp_path / "ivy jars" / name for name in ("io.delta_delta-spark.jar", "io.delta_delta-storage.jar")]
+    jars[0].parent.mkdir()
+    for jar in jars:
+        jar.write_bytes(b"PK")
+    spark_jars = ",".join(jar.as_uri() for jar in [*jars, tmp_path / "not-there.jar"])
+    assert jvm_cache.remember_delta_jars(spark_jars) == jars
+    assert jvm_cache.known_delta_jars() == jars
+    assert jvm_cache.delta_jars_file().parent == cache
+    archive_with_jars = jvm_cache.archive_path()
+    jars[1].unlink()
+    assert jvm_cache.known_delta_jars() is None
+    assert jvm_cache.archive_path() != archive_with_jars
+
+
+def test_a_session_that_loaded_no_jars_records_none(cache):
+    assert jvm_cache.remember_delta_jars("") == []
+    assert not jvm_cache.delta_jars_file().exists()
+
+
+def test_switched_off_the_recorded_jars_are_not_used(cache, tmp_path, monkeypatch):
+    jar = tmp_path / "delta.jar"
+    jar.write_bytes(b"PK")
+    jvm_cache.remember_delta_jars(jar.as_uri())
+    monkeypatch.setenv(jvm_cache.SWITCH, "off")
+    assert jvm_cache.known_delta_jars() is None
+
+
+@pytest.mark.parametrize(
+    ("current", "expected"),
+    [
+        (None, "/j/a.jar:/j/b.jar"),
+        ("", "/j/a.jar:/j/b.jar"),
+        ("/h/x.jar", "/h/x.jar:/j/a.jar:/j/b.jar"),
+        ("/h/x.jar:/j/a.jar:/j/b.jar", "/h/x.jar:/j/a.jar:/j/b.jar"),
+    ],
+)
+def test_delta_jars_go_after_what_spark_dist_classpath_holds_once(current, expected):
+    assert jvm_cache.class_path_with(current, [Path("/j/a.jar"), Path("/j/b.jar")]) == expected
