@@ -20,10 +20,15 @@ exits. `python3 dev.py` runs it once, before `run`, `test` and `bench`
 exists; without it they start as before. The training run first makes sure Delta's jars are
 known, so that the archive holds Delta's classes too.
 
-A JVM maps a truncated archive and dies of it, so the archive is written under a temporary
-name and renamed only after its JVM exited cleanly. The archive only fits the Java runtime
-and the jars it was made with: its name carries a digest of both, and the JVM itself refuses
-one that does not fit (silently: the session then starts without it).
+A JVM given a truncated archive may crash, so the archive is written under a temporary name
+and renamed only after its JVM exited cleanly. The archive only fits the Java runtime and the
+jars it was made with: its name carries a digest of both (paths, sizes, modification times),
+and the JVM itself refuses one that does not fit (silently: the session then starts without
+it). An archive is about 200 MB.
+
+Both are only optimisations: a cache that cannot be read or written, a JVM without class
+data sharing, a failed training run, each leaves Spark starting the way it did without them.
+`CUSTOMER_ACTIVITY_CLASS_ARCHIVE=off` switches both off.
 """
 
 from __future__ import annotations
@@ -33,18 +38,22 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import io
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
-# "off" keeps local sessions from using an archive and the training run from making one.
+logger = logging.getLogger(__name__)
+
+# "off" switches the recorded jars and the archive off, for sessions and the training run.
 SWITCH = "CUSTOMER_ACTIVITY_CLASS_ARCHIVE"
 # The archive's warnings (a stale or foreign archive, classes it cannot hold) name
 # nothing a user can act on; the JVM then simply loads those classes itself.
@@ -54,44 +63,76 @@ _TRAINING_AS_OF = date(2026, 1, 1)
 # A training run that ended without renaming its file (killed, machine stopped)
 # leaves it behind; after this long no training run still writes it.
 _ABANDONED_AFTER_SECONDS = 3600
+# A failed training is not tried at every start; its cause (a full disk, a killed JVM)
+# may be gone after this long.
+_RETRY_AFTER_SECONDS = 7 * 24 * 3600
+_SWITCHES_TO_REMOTE = ("SPARK_REMOTE", "DATABRICKS_RUNTIME_VERSION")
 
 
-def cache_dir() -> Path:
-    """Where archives are kept: the user's cache, like Ivy's jars and pip's wheels."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+def switched_off() -> bool:
+    return os.environ.get(SWITCH, "").lower() == "off"
+
+
+def cache_dir() -> Path | None:
+    """The user's cache, like Ivy's jars and pip's wheels; None where there is no home to hold it."""
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:
+        return None
     return Path(base) / "customer-activity"
 
 
-def _versions_digest() -> hashlib._Hash:
+def _digest(parts: Iterable[object]) -> str:
     digest = hashlib.sha256()
+    for part in parts:
+        digest.update(str(part).encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _versions() -> list[str]:
     # Delta's jars come from Ivy in the version delta-spark names; Spark's from the pyspark package.
-    for package in ("pyspark", "delta-spark"):
-        digest.update(importlib.metadata.version(package).encode() + b"\0")
-    return digest
+    return [importlib.metadata.version(package) for package in ("pyspark", "delta-spark")]
 
 
-def delta_jars_file() -> Path:
+def delta_jars_file() -> Path | None:
     """Where the jars Ivy resolved for this pyspark and delta-spark are listed."""
-    return cache_dir() / f"delta-jars-{_versions_digest().hexdigest()[:16]}.txt"
+    directory = cache_dir()
+    return None if directory is None else directory / f"delta-jars-{_digest(_versions())}.txt"
 
 
 def known_delta_jars() -> list[Path] | None:
-    """Delta's jars as the first session recorded them; None if not recorded or one is gone."""
-    if os.environ.get(SWITCH, "").lower() == "off":
+    """Delta's jars as the first session recorded them; None if not recorded, one is gone, or switched off."""
+    listing = delta_jars_file()
+    if switched_off() or listing is None:
         return None
     try:
-        jars = [Path(line) for line in delta_jars_file().read_text().splitlines() if line]
-    except OSError:
+        jars = [Path(line) for line in listing.read_text().splitlines() if line]
+    except (OSError, UnicodeDecodeError):
         return None
     return jars if jars and all(jar.is_file() for jar in jars) else None
 
 
+def ivy_jars(spark_jars: str) -> list[Path]:
+    """The jars Ivy put beside delta-spark's, of those a session's `spark.jars` names (file URLs).
+
+    A user's own jars (`--jars`, spark-defaults) are elsewhere, and stay the user's to give.
+    """
+    jars = [Path(url2pathname(urlparse(uri.strip()).path)) for uri in spark_jars.split(",") if uri.strip()]
+    retrieved = {jar.parent for jar in jars if jar.name.startswith("io.delta_delta-spark_")}
+    return [jar for jar in jars if jar.parent in retrieved and jar.suffix == ".jar" and jar.is_file()]
+
+
 def remember_delta_jars(spark_jars: str) -> list[Path]:
-    """Record the jars a session's `spark.jars` names (file URLs Ivy resolved), for later sessions."""
-    jars = [Path(unquote(urlparse(uri).path)) for uri in spark_jars.split(",") if uri.strip()]
-    jars = [jar for jar in jars if jar.suffix == ".jar" and jar.is_file()]
-    if jars:
-        _write_atomically(delta_jars_file(), "".join(f"{jar}\n" for jar in jars))
+    """Record Delta's jars from a session's `spark.jars`, for later sessions; [] if none or not writable."""
+    jars = ivy_jars(spark_jars)
+    listing = delta_jars_file()
+    if not jars or listing is None or switched_off():
+        return []
+    try:
+        _write_atomically(listing, "".join(f"{jar}\n" for jar in jars))
+    except OSError as error:
+        logger.info("Delta's jars not recorded in %s (%s): the next session resolves them again", listing, error)
+        return []
     return jars
 
 
@@ -117,31 +158,32 @@ def java_binary() -> Path | None:
     return Path(found).resolve()
 
 
+def _identity(path: Path) -> list[object]:
+    # The JVM checks a class path entry's size and modification time against the archive's.
+    status = path.stat()
+    return [path, status.st_size, status.st_mtime_ns]
+
+
 def archive_path() -> Path | None:
-    """The archive for this Java runtime and these jars, or None when archives are switched off."""
-    if os.environ.get(SWITCH, "").lower() == "off":
-        return None
+    """The archive for this Java runtime and these jars; None when switched off or not possible here."""
     java = java_binary()
     spec = importlib.util.find_spec("pyspark")
-    if java is None or spec is None or spec.origin is None:
+    directory = cache_dir()
+    if switched_off() or java is None or spec is None or spec.origin is None or directory is None:
         return None
-    digest = _versions_digest()
-    java_stat = java.stat()
-    delta_jars = known_delta_jars() or []
-    for part in (
-        str(java),
-        str(java_stat.st_size),
-        str(java_stat.st_mtime_ns),
-        str(Path(spec.origin).resolve().parent),
-    ):
-        digest.update(part.encode() + b"\0")
-    for jar in delta_jars:
-        digest.update(str(jar).encode() + b"\0")
-    return cache_dir() / f"spark-classes-{digest.hexdigest()[:16]}.jsa"
+    # A reinstalled pyspark rewrites its jars directory, which changes that directory's time.
+    spark_jars = Path(spec.origin).resolve().parent / "jars"
+    try:
+        parts = [*_versions(), *_identity(java), *_identity(spark_jars)]
+        for jar in known_delta_jars() or []:
+            parts += _identity(jar)
+    except OSError:
+        return None
+    return directory / f"spark-classes-{_digest(parts)}.jsa"
 
 
 def _quoted(option: str) -> str:
-    # spark-submit splits extraJavaOptions like a shell: a path with a space needs quotes.
+    # spark-submit splits Java options like a shell: a path with a space needs quotes.
     escaped = option.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
 
@@ -157,8 +199,15 @@ def java_options(dump_to: Path | None = None) -> list[str]:
 
 
 def failure_note(archive: Path) -> Path:
-    """Written when training failed, so that every later start does not try again; delete it to retry."""
+    """Written when training failed, so that every start does not try again for a while; delete it to retry."""
     return archive.with_suffix(".failed")
+
+
+def _failed_recently(archive: Path, now: float) -> bool:
+    try:
+        return now - failure_note(archive).stat().st_mtime < _RETRY_AFTER_SECONDS
+    except OSError:
+        return False
 
 
 def install(written: Path, archive: Path, jvm_exit_code: int) -> bool:
@@ -181,37 +230,53 @@ def remove_abandoned(directory: Path, now: float) -> list[Path]:
     return removed
 
 
-def train(archive: Path) -> bool:
-    """Generate, build and contract-test a small sample in a JVM that writes the archive when it exits."""
+def train(archive: Path) -> str | None:
+    """Generate, build and contract-test a small sample in a JVM that writes the archive when it exits.
+
+    Returns None once the archive is in place, else what went wrong.
+    """
     # Imported here: checking whether an archive exists must not pay for Spark's imports.
     from pyspark import SparkContext  # noqa: PLC0415
 
-    from customer_activity.jobs import local_run, session  # noqa: PLC0415
+    from customer_activity.jobs import sample_data, session  # noqa: PLC0415
+    from customer_activity.jobs.build import BuildConfig, run_build  # noqa: PLC0415
+    from customer_activity.jobs.contract_test import check_published  # noqa: PLC0415
+    from customer_activity.jobs.inputs import InputLocation  # noqa: PLC0415
+    from customer_activity.jobs.publishing import OutputLocation  # noqa: PLC0415
 
     remove_abandoned(archive.parent, time.time())
     written = archive.with_name(f"{archive.stem}.{os.getpid()}.tmp")
-    code = None
+    passed = False
+    output = io.StringIO()
     with tempfile.TemporaryDirectory(prefix="customer-activity-training-") as workdir:
+        source = Path(workdir) / "raw"
+        sample_data.generate(source, _TRAINING_ORGANIZATIONS, _TRAINING_AS_OF, seed=1)
         spark = session.create_spark_session(warehouse=Path(workdir) / "warehouse", dump_classes_to=written)
         gateway = SparkContext._gateway
         if gateway is None:
-            raise RuntimeError("the session has no local JVM")
+            spark.stop()
+            return "the session has no local JVM"
         try:
-            # The run's own summary is not what the user asked for here.
-            with contextlib.redirect_stdout(io.StringIO()):
-                code = local_run.run(
-                    local_run.LocalRunConfig(
-                        Path(workdir), organizations=_TRAINING_ORGANIZATIONS, as_of=_TRAINING_AS_OF
-                    )
-                )
+            config = BuildConfig(
+                source=InputLocation(directory=source),
+                output=OutputLocation(directory=Path(workdir) / "output"),
+                as_of=_TRAINING_AS_OF,
+            )
+            # Without lineage (run_build's default) and without output: a throwaway sample.
+            with contextlib.redirect_stdout(output):
+                run_build(spark, config)
+                passed = check_published(config.output)
         finally:
             spark.stop()
             # The JVM ends when its standard input closes, and writes the archive on its way out.
             gateway.proc.stdin.close()
             jvm_exit_code = gateway.proc.wait()
-            if code != 0:
-                written.unlink(missing_ok=True)
-    return code == 0 and install(written, archive, jvm_exit_code)
+    if not passed:
+        written.unlink(missing_ok=True)
+        return "the training build's contract test failed: " + " ".join(output.getvalue().split()[-40:])
+    if not install(written, archive, jvm_exit_code):
+        return f"the training run's JVM wrote no complete archive (exit code {jvm_exit_code})"
+    return None
 
 
 def _resolve_delta_jars() -> None:
@@ -224,32 +289,34 @@ def _resolve_delta_jars() -> None:
 
 
 def main() -> int:
-    """Make the archive if this environment has none yet; 1 if that failed (and is not tried again)."""
-    if os.environ.get(SWITCH, "").lower() == "off":
+    """Make the archive if this environment has none yet; 1 if that failed (not tried again for a week)."""
+    if switched_off() or any(os.environ.get(variable) for variable in _SWITCHES_TO_REMOTE):
         return 0
     if known_delta_jars() is None:
+        print("Resolving Delta Lake's jars once (from Maven Central the first time)...", flush=True)
         try:
             _resolve_delta_jars()
         except subprocess.CalledProcessError as error:
             print(f"Delta Lake's jars could not be resolved (exit code {error.returncode}); no class archive made.")
             return 1
     archive = archive_path()
-    if archive is None or archive.is_file() or failure_note(archive).exists():
+    if archive is None or archive.is_file() or _failed_recently(archive, time.time()):
         return 0
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    print("Saving the classes Spark loads, to start its JVM faster from now on (once, under a minute)...", flush=True)
+    print("Saving the classes Spark loads (about 200 MB), to start its JVM faster (once, under a minute)...")
     started = time.perf_counter()
     try:
-        made = train(archive)
-        problem = "" if made else "the training run's JVM did not write it"
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        problem = train(archive)
     # The archive only saves time: whatever keeps it from being made must not stop the command.
     except Exception as error:  # noqa: BLE001
-        made, problem = False, f"{type(error).__name__}: {error}"
-    if made:
+        problem = f"{type(error).__name__}: {error}"
+    if problem is None:
         print(f"Saved {archive} in {time.perf_counter() - started:.0f} s.")
         return 0
-    failure_note(archive).write_text(problem + "\n")
-    print(f"No class archive ({problem}); Spark starts without one. Delete {failure_note(archive)} to try again.")
+    note = failure_note(archive)
+    with contextlib.suppress(OSError):
+        note.write_text(problem + "\n")
+    print(f"No class archive ({problem}); Spark starts without one. Delete {note} to try again before a week is over.")
     return 1
 
 

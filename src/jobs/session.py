@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -37,6 +38,8 @@ _LOCAL_SESSION_CONF = {
 # threads, then takes another 0.95-0.97 at 500, 20 000 and 100 000 (alternating runs).
 # A session running dozens of builds gains from the optimising compiler.
 _SHORT_RUN_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseParallelGC")
+# What Spark's launcher appends to the class path, after Spark's own jars.
+_DIST_CLASSPATH = "SPARK_DIST_CLASSPATH"
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -63,20 +66,20 @@ def create_spark_session(
         builder = SparkSession.builder
         spark = (builder.remote(remote) if remote else builder).getOrCreate()
     else:
-        spark = _local_session(local_conf(warehouse, long_lived, dump_classes_to))
+        spark = _local_session(local_conf(warehouse, long_lived, jvm_cache.java_options(dump_classes_to)))
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     return spark
 
 
-def local_conf(warehouse: Path | None, long_lived: bool, dump_classes_to: Path | None = None) -> dict[str, str]:
-    """The settings of an embedded session."""
+def local_conf(warehouse: Path | None, long_lived: bool, archive_options: Sequence[str] = ()) -> dict[str, str]:
+    """The settings of an embedded session; `archive_options` are the class archive's JVM options."""
     conf = {**_LOCAL_SESSION_CONF, **DELTA_CONF}
     if warehouse is not None:
         conf["spark.sql.warehouse.dir"] = str(warehouse.absolute())
-    java_options = [] if long_lived else list(_SHORT_RUN_JVM_OPTIONS)
-    java_options += jvm_cache.java_options(dump_classes_to)
+    java_options = [*([] if long_lived else _SHORT_RUN_JVM_OPTIONS), *archive_options]
     if java_options:
-        conf["spark.driver.extraJavaOptions"] = " ".join(java_options)
+        # Spark's place for defaults: a user's own spark.driver.extraJavaOptions add to them.
+        conf["spark.driver.defaultJavaOptions"] = " ".join(java_options)
     return conf
 
 
@@ -90,11 +93,17 @@ def _local_session(conf: dict[str, str]) -> SparkSession:
     known_jars = jvm_cache.known_delta_jars()
     if known_jars is not None:
         # Where an earlier session's Ivy put them (see jvm_cache): no resolution, and
-        # the class archive can hold their classes.
-        os.environ["SPARK_DIST_CLASSPATH"] = jvm_cache.class_path_with(
-            os.environ.get("SPARK_DIST_CLASSPATH"), known_jars
-        )
-        return builder.getOrCreate()
+        # the class archive can hold their classes. Only for this JVM's launch: the
+        # process's children (a `customer-activity` it starts) choose their own.
+        before = os.environ.get(_DIST_CLASSPATH)
+        os.environ[_DIST_CLASSPATH] = jvm_cache.class_path_with(before, known_jars)
+        try:
+            return builder.getOrCreate()
+        finally:
+            if before is None:
+                os.environ.pop(_DIST_CLASSPATH, None)
+            else:
+                os.environ[_DIST_CLASSPATH] = before
     # delta-spark is in the `local` extra only: Databricks brings Delta with its Spark.
     from delta import configure_spark_with_delta_pip  # noqa: PLC0415
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from customer_activity.jobs import jvm_cache
+
+DELTA_JAR = "io.delta_delta-spark_4.2_2.13-4.4.0.jar"
 
 
 @pytest.fixture
@@ -36,6 +39,10 @@ def test_the_archive_is_named_for_the_java_runtime(cache, tmp_path, monkeypatch)
     assert jvm_cache.archive_path() == first
     monkeypatch.setenv("JAVA_HOME", str(fake_java_home(tmp_path / "jdk-b", b"b")))
     assert jvm_cache.archive_path() not in (None, first)
+    # Updated in place: the JVM would refuse the archive, so it needs another.
+    replaced = jvm_cache.archive_path()
+    (tmp_path / "jdk-b" / "bin" / "java").write_bytes(b"b, updated")
+    assert jvm_cache.archive_path() not in (None, first, replaced)
 
 
 def test_without_java_or_when_switched_off_there_is_no_archive(cache, tmp_path, monkeypatch):
@@ -93,15 +100,15 @@ def test_only_training_files_abandoned_for_an_hour_are_removed(tmp_path):
 
 @pytest.fixture
 def known_jars(cache, tmp_path) -> list[Path]:
-    jar = tmp_path / "delta.jar"
+    jar = tmp_path / DELTA_JAR
     jar.write_bytes(b"PK")
     return jvm_cache.remember_delta_jars(jar.as_uri())
 
 
-def test_a_failed_training_is_noted_and_not_tried_again(known_jars, monkeypatch, capsys):
+def test_a_failed_training_is_noted_and_not_tried_again_for_a_week(known_jars, monkeypatch, capsys):
     attempts = []
 
-    def failing_training(archive: Path) -> bool:
+    def failing_training(archive: Path) -> str | None:
         attempts.append(archive)
         raise RuntimeError("no CDS in this JVM")
 
@@ -115,6 +122,26 @@ def test_a_failed_training_is_noted_and_not_tried_again(known_jars, monkeypatch,
     assert jvm_cache.main() == 0
     assert attempts == [archive]
     assert not archive.exists()
+    eight_days_ago = time.time() - 8 * 24 * 3600
+    os.utime(note, (eight_days_ago, eight_days_ago))
+    assert jvm_cache.main() == 1
+    assert attempts == [archive, archive]
+
+
+def test_a_training_that_says_what_went_wrong_leaves_that_in_the_note(known_jars, monkeypatch):
+    monkeypatch.setattr(jvm_cache, "train", lambda archive: "the training run's JVM wrote no complete archive")
+    assert jvm_cache.main() == 1
+    archive = jvm_cache.archive_path()
+    assert archive is not None
+    assert jvm_cache.failure_note(archive).read_text() == "the training run's JVM wrote no complete archive\n"
+
+
+@pytest.mark.parametrize("variable", ["SPARK_REMOTE", "DATABRICKS_RUNTIME_VERSION"])
+def test_where_sessions_are_not_local_nothing_is_resolved_or_made(cache, monkeypatch, variable):
+    monkeypatch.setenv(variable, "sc://localhost:15002")
+    monkeypatch.setattr(jvm_cache, "_resolve_delta_jars", lambda: pytest.fail("resolved"))
+    assert jvm_cache.main() == 0
+    assert not cache.exists()
 
 
 def test_an_existing_archive_is_not_made_again(known_jars, monkeypatch):
@@ -169,11 +196,12 @@ def test_the_jvm_options_dump_an_archive_that_a_jvm_then_starts_from(tmp_path):
 
 def test_delta_jars_are_remembered_from_the_file_urls_ivy_gave_and_forgotten_when_one_is_gone(cache, tmp_path):
     assert jvm_cache.known_delta_jars() is None
-    jars = [tmp_path / "ivy jars" / name for name in ("io.delta_delta-spark.jar", "io.delta_delta-storage.jar")]
-    jars[0].parent.mkdir()
-    for jar in jars:
+    jars = [tmp_path / "ivy jars" / name for name in (DELTA_JAR, "io.delta_delta-storage-4.4.0.jar")]
+    users_own = tmp_path / "mine" / "udfs.jar"
+    for jar in [*jars, users_own]:
+        jar.parent.mkdir(exist_ok=True)
         jar.write_bytes(b"PK")
-    spark_jars = ",".join(jar.as_uri() for jar in [*jars, tmp_path / "not-there.jar"])
+    spark_jars = ",".join(jar.as_uri() for jar in [*jars, users_own, tmp_path / "ivy jars" / "not-there.jar"])
     assert jvm_cache.remember_delta_jars(spark_jars) == jars
     assert jvm_cache.known_delta_jars() == jars
     assert jvm_cache.delta_jars_file().parent == cache
@@ -188,22 +216,52 @@ def test_a_session_that_loaded_no_jars_records_none(cache):
     assert not jvm_cache.delta_jars_file().exists()
 
 
-def test_switched_off_the_recorded_jars_are_not_used(cache, tmp_path, monkeypatch):
-    jar = tmp_path / "delta.jar"
+def test_jars_without_delta_spark_among_them_are_not_deltas(cache, tmp_path):
+    jar = tmp_path / "udfs.jar"
     jar.write_bytes(b"PK")
-    jvm_cache.remember_delta_jars(jar.as_uri())
+    assert jvm_cache.remember_delta_jars(jar.as_uri()) == []
+    assert jvm_cache.known_delta_jars() is None
+
+
+def test_switched_off_the_recorded_jars_are_not_used(known_jars, monkeypatch):
+    assert jvm_cache.known_delta_jars() == known_jars
     monkeypatch.setenv(jvm_cache.SWITCH, "off")
     assert jvm_cache.known_delta_jars() is None
+
+
+def test_a_cache_that_cannot_be_written_only_means_resolving_again(tmp_path, monkeypatch):
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(not_a_directory))
+    jar = tmp_path / DELTA_JAR
+    jar.write_bytes(b"PK")
+    assert jvm_cache.remember_delta_jars(jar.as_uri()) == []
+    assert jvm_cache.known_delta_jars() is None
+    assert jvm_cache.java_options() == []
+
+
+def test_without_a_home_there_is_no_cache(monkeypatch):
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", no_home)
+    assert jvm_cache.cache_dir() is None
+    assert jvm_cache.known_delta_jars() is None
+    assert jvm_cache.archive_path() is None
+    assert jvm_cache.remember_delta_jars("") == []
 
 
 @pytest.mark.parametrize(
     ("current", "expected"),
     [
-        (None, "/j/a.jar:/j/b.jar"),
-        ("", "/j/a.jar:/j/b.jar"),
-        ("/h/x.jar", "/h/x.jar:/j/a.jar:/j/b.jar"),
-        ("/h/x.jar:/j/a.jar:/j/b.jar", "/h/x.jar:/j/a.jar:/j/b.jar"),
+        (None, ["/j/a.jar", "/j/b.jar"]),
+        ("", ["/j/a.jar", "/j/b.jar"]),
+        ("/h/x.jar", ["/h/x.jar", "/j/a.jar", "/j/b.jar"]),
+        (os.pathsep.join(["/h/x.jar", "/j/a.jar", "/j/b.jar"]), ["/h/x.jar", "/j/a.jar", "/j/b.jar"]),
     ],
 )
 def test_delta_jars_go_after_what_spark_dist_classpath_holds_once(current, expected):
-    assert jvm_cache.class_path_with(current, [Path("/j/a.jar"), Path("/j/b.jar")]) == expected
+    jars = [Path("/j/a.jar"), Path("/j/b.jar")]
+    assert jvm_cache.class_path_with(current, jars) == os.pathsep.join(str(Path(entry)) for entry in expected)

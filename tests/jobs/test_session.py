@@ -2,42 +2,76 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
 from pathlib import Path
+
+import pyspark
 
 from customer_activity.jobs import jvm_cache, session
 
 JIT_OPTION = "-XX:TieredStopAtLevel=1"
 SHORT_RUN_OPTIONS = f"{JIT_OPTION} -XX:+UseParallelGC"
+JAVA_OPTIONS = "spark.driver.defaultJavaOptions"
 
 
-def test_a_commands_session_runs_without_the_optimising_compiler_and_with_the_throughput_collector(monkeypatch):
-    monkeypatch.setenv(jvm_cache.SWITCH, "off")
-    assert session.local_conf(None, long_lived=False)["spark.driver.extraJavaOptions"] == SHORT_RUN_OPTIONS
+def test_a_commands_session_runs_without_the_optimising_compiler_and_with_the_throughput_collector():
+    assert session.local_conf(None, long_lived=False)[JAVA_OPTIONS] == SHORT_RUN_OPTIONS
 
 
-def test_a_long_lived_session_keeps_it_as_this_test_session_does(spark, monkeypatch):
-    monkeypatch.setenv(jvm_cache.SWITCH, "off")
-    assert "spark.driver.extraJavaOptions" not in session.local_conf(None, long_lived=True)
+def test_a_long_lived_session_keeps_it_as_this_test_session_does(spark):
+    assert JAVA_OPTIONS not in session.local_conf(None, long_lived=True)
     assert JIT_OPTION not in jvm_arguments(spark)
 
 
-def test_a_session_starts_from_the_class_archive_when_there_is_one(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache with a space"))
-    assert "spark.driver.extraJavaOptions" not in session.local_conf(None, long_lived=True)
+def test_the_class_archives_options_come_after_the_short_run_ones():
+    options = ['"-XX:SharedArchiveFile=/c/a.jsa"', "-Xlog:cds=off,cds+dynamic=off"]
+    assert session.local_conf(None, long_lived=False, archive_options=options)[JAVA_OPTIONS] == (
+        f'{SHORT_RUN_OPTIONS} "-XX:SharedArchiveFile=/c/a.jsa" -Xlog:cds=off,cds+dynamic=off'
+    )
+    assert session.local_conf(None, long_lived=True, archive_options=options)[JAVA_OPTIONS] == " ".join(options)
+
+
+def test_spark_submit_gives_the_jvm_the_archive_intact_and_deltas_jars_after_sparks_own(tmp_path, monkeypatch):
+    # What spark-submit's launcher makes of the session's settings, without starting Spark.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / 'a "cache" with\\ spaces'))
+    monkeypatch.delenv(jvm_cache.SWITCH, raising=False)
     archive = jvm_cache.archive_path()
+    java = jvm_cache.java_binary()
     assert archive is not None
+    assert java is not None
     archive.parent.mkdir(parents=True)
     archive.write_bytes(b"classes")
-    options = session.local_conf(None, long_lived=False)["spark.driver.extraJavaOptions"]
-    assert options == f'{SHORT_RUN_OPTIONS} "-XX:SharedArchiveFile={archive}" -Xlog:cds=off,cds+dynamic=off'
+    options = session.local_conf(None, long_lived=False, archive_options=jvm_cache.java_options())[JAVA_OPTIONS]
+    delta_jar = tmp_path / "ivy" / "io.delta_delta-spark_4.2_2.13-4.4.0.jar"
+    spark_home = Path(pyspark.__file__).parent
+    launcher = [str(java), "-cp", str(spark_home / "jars" / "*"), "org.apache.spark.launcher.Main"]
+    environment = os.environ | {
+        "SPARK_HOME": str(spark_home),
+        "SPARK_SCALA_VERSION": "2.13",
+        "SPARK_DIST_CLASSPATH": jvm_cache.class_path_with(None, [delta_jar]),
+    }
+    submit = ["org.apache.spark.deploy.SparkSubmit", "--conf", f"{JAVA_OPTIONS}={options}", "pyspark-shell"]
+    launched = subprocess.run([*launcher, *submit], capture_output=True, text=True, env=environment, check=True)
+    command = launched.stdout.split("\0")
+    ours = command.index(JIT_OPTION)
+    assert command[ours : ours + 4] == [
+        JIT_OPTION,
+        "-XX:+UseParallelGC",
+        f"-XX:SharedArchiveFile={archive}",
+        "-Xlog:cds=off,cds+dynamic=off",
+    ]
+    class_path = command[command.index("-cp") + 1].split(os.pathsep)
+    assert class_path[-1] == str(delta_jar)
+    assert any(Path(entry).parent == spark_home / "jars" for entry in class_path[:-1])
 
 
-def test_this_test_session_was_started_from_the_archive_if_one_was_made(spark):
-    # dev.py makes the archive before the tests; the JVM must have been given it through
-    # spark-submit's option parsing intact, quotes removed.
-    archive = jvm_cache.archive_path()
-    given = f"-XX:SharedArchiveFile={archive}" in jvm_arguments(spark)
-    assert given == (archive is not None and archive.is_file())
+def test_this_test_sessions_jvm_got_the_archive_it_was_given(spark):
+    # dev.py makes the archive before the tests, so this session started from it.
+    given = shlex.split(spark.sparkContext.getConf().get(JAVA_OPTIONS, ""))
+    archive_options = [option for option in given if option.startswith("-XX:SharedArchiveFile=")]
+    assert archive_options == [argument for argument in jvm_arguments(spark) if argument in archive_options]
 
 
 def jvm_arguments(spark) -> list[str]:
@@ -56,10 +90,11 @@ def test_without_a_warehouse_spark_keeps_its_own_default():
     assert "spark.sql.warehouse.dir" not in session.local_conf(None, long_lived=False)
 
 
-def test_deltas_classes_come_from_the_class_path_once_its_jars_are_known(spark):
-    # Recorded by the first session (dev.py's training run makes sure of one): then Spark's
-    # launcher put them on the class path, where the class archive can hold them.
+def test_deltas_classes_come_from_the_class_path_unless_ivy_resolved_them_for_this_session(spark):
+    # Recorded by the first session (dev.py makes sure of one before the tests): then
+    # Spark's launcher put them on the class path, where the class archive can hold them.
     jvm = spark.sparkContext._jvm
     loader = jvm.java.lang.Class.forName("io.delta.sql.DeltaSparkSessionExtension").getClassLoader()
     from_class_path = loader.equals(jvm.java.lang.ClassLoader.getSystemClassLoader())
-    assert from_class_path == (jvm_cache.known_delta_jars() is not None)
+    resolved_by_ivy = spark.sparkContext.getConf().get("spark.jars.packages", None) is not None
+    assert from_class_path != resolved_by_ivy
