@@ -271,8 +271,10 @@ def train(archive: Path) -> str | None:
             # The JVM ends when its standard input closes, and writes the archive on its way out.
             gateway.proc.stdin.close()
             jvm_exit_code = gateway.proc.wait()
+            # A failed run's archive would hold the classes of a failure, if any at all.
+            if not passed:
+                written.unlink(missing_ok=True)
     if not passed:
-        written.unlink(missing_ok=True)
         return "the training build's contract test failed: " + " ".join(output.getvalue().split()[-40:])
     if not install(written, archive, jvm_exit_code):
         return f"the training run's JVM wrote no complete archive (exit code {jvm_exit_code})"
