@@ -51,6 +51,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from customer_activity.jobs import output_dir
+
 logger = logging.getLogger(__name__)
 
 # "off" switches the recorded jars and the archive off, for sessions and the training run.
@@ -129,7 +131,8 @@ def remember_delta_jars(spark_jars: str) -> list[Path]:
     if not jars or listing is None or switched_off():
         return []
     try:
-        _write_atomically(listing, "".join(f"{jar}\n" for jar in jars))
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        output_dir.replace_file(listing, "".join(f"{jar}\n" for jar in jars))
     except OSError as error:
         logger.info("Delta's jars not recorded in %s (%s): the next session resolves them again", listing, error)
         return []
@@ -140,13 +143,6 @@ def class_path_with(current: str | None, jars: Sequence[Path]) -> str:
     """SPARK_DIST_CLASSPATH with `jars` appended: Spark's launcher puts it after Spark's own jars."""
     entries = current.split(os.pathsep) if current else []
     return os.pathsep.join([*entries, *(str(jar) for jar in jars if str(jar) not in entries)])
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    written.write_text(text)
-    written.replace(path)
 
 
 def java_binary() -> Path | None:
@@ -164,8 +160,9 @@ def _identity(path: Path) -> list[object]:
     return [path, status.st_size, status.st_mtime_ns]
 
 
-def archive_path() -> Path | None:
-    """The archive for this Java runtime and these jars; None when switched off or not possible here."""
+def archive_path(delta_jars: Sequence[Path] | None) -> Path | None:
+    """The archive for this Java runtime, Spark's jars and `delta_jars` (known_delta_jars());
+    None when switched off or not possible here."""
     java = java_binary()
     spec = importlib.util.find_spec("pyspark")
     directory = cache_dir()
@@ -175,7 +172,7 @@ def archive_path() -> Path | None:
     spark_jars = Path(spec.origin).resolve().parent / "jars"
     try:
         parts = [*_versions(), *_identity(java), *_identity(spark_jars)]
-        for jar in known_delta_jars() or []:
+        for jar in delta_jars or []:
             parts += _identity(jar)
     except OSError:
         return None
@@ -188,11 +185,11 @@ def _quoted(option: str) -> str:
     return f'"{escaped}"'
 
 
-def java_options(dump_to: Path | None = None) -> list[str]:
+def java_options(delta_jars: Sequence[Path] | None, dump_to: Path | None = None) -> list[str]:
     """JVM options of a local session: write the archive to `dump_to`, else use the archive if made."""
     if dump_to is not None:
         return [_quoted(f"-XX:ArchiveClassesAtExit={dump_to}"), _QUIET]
-    archive = archive_path()
+    archive = archive_path(delta_jars)
     if archive is None or not archive.is_file():
         return []
     return [_quoted(f"-XX:SharedArchiveFile={archive}"), _QUIET]
@@ -238,34 +235,28 @@ def train(archive: Path) -> str | None:
     # Imported here: checking whether an archive exists must not pay for Spark's imports.
     from pyspark import SparkContext  # noqa: PLC0415
 
-    from customer_activity.jobs import sample_data, session  # noqa: PLC0415
-    from customer_activity.jobs.build import BuildConfig, run_build  # noqa: PLC0415
-    from customer_activity.jobs.contract_test import check_published  # noqa: PLC0415
-    from customer_activity.jobs.inputs import InputLocation  # noqa: PLC0415
-    from customer_activity.jobs.publishing import OutputLocation  # noqa: PLC0415
+    from customer_activity.jobs import local_run, session  # noqa: PLC0415
+    from customer_activity.jobs.errors import EXIT_OK  # noqa: PLC0415
+    from customer_activity.jobs.lineage import Lineage  # noqa: PLC0415
 
     remove_abandoned(archive.parent, time.time())
     written = archive.with_name(f"{archive.stem}.{os.getpid()}.tmp")
     passed = False
     output = io.StringIO()
     with tempfile.TemporaryDirectory(prefix="customer-activity-training-") as workdir:
-        source = Path(workdir) / "raw"
-        sample_data.generate(source, _TRAINING_ORGANIZATIONS, _TRAINING_AS_OF, seed=1)
+        # The run's own session then is this one, which writes the archive.
         spark = session.create_spark_session(warehouse=Path(workdir) / "warehouse", dump_classes_to=written)
         gateway = SparkContext._gateway
         if gateway is None:
             spark.stop()
             return "the session has no local JVM"
         try:
-            config = BuildConfig(
-                source=InputLocation(directory=source),
-                output=OutputLocation(directory=Path(workdir) / "output"),
-                as_of=_TRAINING_AS_OF,
-            )
-            # Without lineage (run_build's default) and without output: a throwaway sample.
+            # Without lineage and without output: a throwaway sample.
             with contextlib.redirect_stdout(output):
-                run_build(spark, config)
-                passed = check_published(config.output)
+                config = local_run.LocalRunConfig(
+                    Path(workdir), organizations=_TRAINING_ORGANIZATIONS, as_of=_TRAINING_AS_OF
+                )
+                passed = local_run.run(config, lineage=Lineage(None)) == EXIT_OK
         finally:
             spark.stop()
             # The JVM ends when its standard input closes, and writes the archive on its way out.
@@ -275,7 +266,7 @@ def train(archive: Path) -> str | None:
             if not passed:
                 written.unlink(missing_ok=True)
     if not passed:
-        return "the training build's contract test failed: " + " ".join(output.getvalue().split()[-40:])
+        return "the training run's contract test failed: " + " ".join(output.getvalue().split()[-40:])
     if not install(written, archive, jvm_exit_code):
         return f"the training run's JVM wrote no complete archive (exit code {jvm_exit_code})"
     return None
@@ -294,14 +285,16 @@ def main() -> int:
     """Make the archive if this environment has none yet; 1 if that failed (not tried again for a week)."""
     if switched_off() or any(os.environ.get(variable) for variable in _SWITCHES_TO_REMOTE):
         return 0
-    if known_delta_jars() is None:
+    delta_jars = known_delta_jars()
+    if delta_jars is None:
         print("Resolving Delta Lake's jars once (from Maven Central the first time)...", flush=True)
         try:
             _resolve_delta_jars()
         except subprocess.CalledProcessError as error:
             print(f"Delta Lake's jars could not be resolved (exit code {error.returncode}); no class archive made.")
             return 1
-    archive = archive_path()
+        delta_jars = known_delta_jars()
+    archive = archive_path(delta_jars)
     if archive is None or archive.is_file() or _failed_recently(archive, time.time()):
         return 0
     print("Saving the classes Spark loads (about 200 MB), to start its JVM faster (once, under a minute)...")

@@ -43,8 +43,11 @@ class LocalRunConfig:
         return self.workdir / "output"
 
 
-def run(config: LocalRunConfig) -> int:
-    """Generate, build and test; EXIT_CONTRACT_VIOLATION if the published output fails its contract."""
+def run(config: LocalRunConfig, lineage: Lineage | None = None) -> int:
+    """Generate, build and test; EXIT_CONTRACT_VIOLATION if the published output fails its contract.
+
+    Lineage goes where OpenLineage's own configuration says, unless `lineage` is given.
+    """
     started = time.perf_counter()
     counts = sample_data.generate(config.source, config.organizations, config.as_of, config.seed)
     print(f"Generated {sum(counts.values())} raw rows for {config.organizations} organisations in {config.source}")
@@ -54,8 +57,8 @@ def run(config: LocalRunConfig) -> int:
         as_of=config.as_of,
     )
     spark = create_spark_session()
-    with Lineage.configure().closing() as lineage:
-        report = run_build(spark, build, lineage)
+    with (lineage or Lineage.configure()).closing() as emitting:
+        report = run_build(spark, build, emitting)
     print(report.summary(build.output.report_path))
     passed = check_published(build.output)
     print(f"Done in {time.perf_counter() - started:.1f} s.")

@@ -39,6 +39,25 @@ def _strerror(error: OSError) -> str:
     return error.strerror or type(error).__name__
 
 
+def replace_file(path: Path, text: str) -> None:
+    """Replace the file at `path` with `text` in one rename; never writes through a symbolic link.
+
+    Readers see the old file or the new one, never half of one. The temporary file is
+    `.<name>.<random>.tmp` beside it, removed on failure.
+    """
+    if path.is_symlink():
+        raise OSError(f"{path} is a symbolic link")
+    # A fresh, exclusively created file (mkstemp) cannot be a link someone placed.
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def check_usable(directory: Path, owned: tuple[str, ...]) -> None:
     """Refuse, with one line, an output directory the build could not finish in.
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from customer_activity.jobs import output_dir
 from customer_activity.jobs.audit import CheckResult
 
 
@@ -93,14 +92,4 @@ class RunReport:
 
     def write(self, path: Path) -> None:
         """Replace the report at `path` in one rename; never writes through a symbolic link."""
-        if path.is_symlink():
-            raise OSError(f"{path} is a symbolic link")
-        # A fresh, exclusively created file (mkstemp) cannot be a link someone placed.
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(json.dumps(self.to_dict(), indent=2) + "\n")
-            Path(temporary).replace(path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        output_dir.replace_file(path, json.dumps(self.to_dict(), indent=2) + "\n")

@@ -66,7 +66,9 @@ def create_spark_session(
         builder = SparkSession.builder
         spark = (builder.remote(remote) if remote else builder).getOrCreate()
     else:
-        spark = _local_session(local_conf(warehouse, long_lived, jvm_cache.java_options(dump_classes_to)))
+        known_jars = jvm_cache.known_delta_jars()
+        archive_options = jvm_cache.java_options(known_jars, dump_classes_to)
+        spark = _local_session(local_conf(warehouse, long_lived, archive_options), known_jars)
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     return spark
 
@@ -83,14 +85,14 @@ def local_conf(warehouse: Path | None, long_lived: bool, archive_options: Sequen
     return conf
 
 
-def _local_session(conf: dict[str, str]) -> SparkSession:
+def _local_session(conf: dict[str, str], known_jars: list[Path] | None) -> SparkSession:
+    """An embedded session with Delta: its jars from `known_jars` (see jvm_cache), else resolved by Ivy."""
     # Embedded Spark talks only to itself: binding to loopback needs no network and
     # avoids guessing (and warning about) the machine's external address.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master("local[*]").appName("customer-activity")
     for key, value in conf.items():
         builder = builder.config(key, value)
-    known_jars = jvm_cache.known_delta_jars()
     if known_jars is not None:
         # Where an earlier session's Ivy put them (see jvm_cache): no resolution, and
         # the class archive can hold their classes. Only for this JVM's launch: the

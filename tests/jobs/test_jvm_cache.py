@@ -31,41 +31,47 @@ def fake_java_home(root: Path, content: bytes) -> Path:
 
 def test_the_archive_is_named_for_the_java_runtime(cache, tmp_path, monkeypatch):
     monkeypatch.setenv("JAVA_HOME", str(fake_java_home(tmp_path / "jdk-a", b"a")))
-    first = jvm_cache.archive_path()
+    first = jvm_cache.archive_path(jvm_cache.known_delta_jars())
     assert first is not None
     assert first.parent == cache
     assert first.name.startswith("spark-classes-")
     assert first.suffix == ".jsa"
-    assert jvm_cache.archive_path() == first
+    assert jvm_cache.archive_path(jvm_cache.known_delta_jars()) == first
     monkeypatch.setenv("JAVA_HOME", str(fake_java_home(tmp_path / "jdk-b", b"b")))
-    assert jvm_cache.archive_path() not in (None, first)
+    assert jvm_cache.archive_path(jvm_cache.known_delta_jars()) not in (None, first)
     # Updated in place: the JVM would refuse the archive, so it needs another.
-    replaced = jvm_cache.archive_path()
+    replaced = jvm_cache.archive_path(jvm_cache.known_delta_jars())
     (tmp_path / "jdk-b" / "bin" / "java").write_bytes(b"b, updated")
-    assert jvm_cache.archive_path() not in (None, first, replaced)
+    assert jvm_cache.archive_path(jvm_cache.known_delta_jars()) not in (None, first, replaced)
 
 
 def test_without_java_or_when_switched_off_there_is_no_archive(cache, tmp_path, monkeypatch):
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk-here"))
-    assert jvm_cache.archive_path() is None
-    assert jvm_cache.java_options() == []
+    assert jvm_cache.archive_path(jvm_cache.known_delta_jars()) is None
+    assert jvm_cache.java_options(jvm_cache.known_delta_jars()) == []
     monkeypatch.delenv("JAVA_HOME")
     monkeypatch.setenv(jvm_cache.SWITCH, "OFF")
-    assert jvm_cache.archive_path() is None
+    assert jvm_cache.archive_path(jvm_cache.known_delta_jars()) is None
 
 
 def test_a_session_uses_the_archive_only_once_it_exists(cache):
-    assert jvm_cache.java_options() == []
-    archive = jvm_cache.archive_path()
+    assert jvm_cache.java_options(jvm_cache.known_delta_jars()) == []
+    archive = jvm_cache.archive_path(jvm_cache.known_delta_jars())
     assert archive is not None
     cache.mkdir()
     archive.write_bytes(b"classes")
-    assert jvm_cache.java_options() == [f'"-XX:SharedArchiveFile={archive}"', "-Xlog:cds=off,cds+dynamic=off"]
+    assert jvm_cache.java_options(jvm_cache.known_delta_jars()) == [
+        f'"-XX:SharedArchiveFile={archive}"',
+        "-Xlog:cds=off,cds+dynamic=off",
+    ]
 
 
 def test_the_training_run_writes_where_it_is_told_quoted_for_spark_submit(tmp_path):
     target = tmp_path / 'a "quoted" dir\\x' / "t.tmp"
-    assert jvm_cache.java_options(target)[0] == f'"-XX:ArchiveClassesAtExit={tmp_path}/a \\"quoted\\" dir\\\\x/t.tmp"'
+    assert (
+        jvm_cache.java_options(None, target)[0]
+        == f'"-XX:ArchiveClassesAtExit={tmp_path}/a \\"quoted\\" dir\\\\x/t.tmp"'
+    )
 
 
 @pytest.mark.parametrize(("exit_code", "content"), [(1, b"half"), (0, b""), (137, b"")])
@@ -114,7 +120,7 @@ def test_a_failed_training_is_noted_and_not_tried_again_for_a_week(known_jars, m
 
     monkeypatch.setattr(jvm_cache, "train", failing_training)
     assert jvm_cache.main() == 1
-    archive = jvm_cache.archive_path()
+    archive = jvm_cache.archive_path(jvm_cache.known_delta_jars())
     assert archive is not None
     note = jvm_cache.failure_note(archive)
     assert note.read_text() == "RuntimeError: no CDS in this JVM\n"
@@ -131,7 +137,7 @@ def test_a_failed_training_is_noted_and_not_tried_again_for_a_week(known_jars, m
 def test_a_training_that_says_what_went_wrong_leaves_that_in_the_note(known_jars, monkeypatch):
     monkeypatch.setattr(jvm_cache, "train", lambda archive: "the training run's JVM wrote no complete archive")
     assert jvm_cache.main() == 1
-    archive = jvm_cache.archive_path()
+    archive = jvm_cache.archive_path(jvm_cache.known_delta_jars())
     assert archive is not None
     assert jvm_cache.failure_note(archive).read_text() == "the training run's JVM wrote no complete archive\n"
 
@@ -146,7 +152,7 @@ def test_where_sessions_are_not_local_nothing_is_resolved_or_made(cache, monkeyp
 
 def test_an_existing_archive_is_not_made_again(known_jars, monkeypatch):
     monkeypatch.setattr(jvm_cache, "train", lambda archive: pytest.fail("trained again"))
-    archive = jvm_cache.archive_path()
+    archive = jvm_cache.archive_path(jvm_cache.known_delta_jars())
     assert archive is not None
     archive.write_bytes(b"classes")
     assert jvm_cache.main() == 0
@@ -174,7 +180,7 @@ def test_the_jvm_options_dump_an_archive_that_a_jvm_then_starts_from(tmp_path):
     java = jvm_cache.java_binary()
     assert java is not None
     written, archive = tmp_path / "a.tmp", tmp_path / "a.jsa"
-    dump = [option.strip('"') for option in jvm_cache.java_options(written)]
+    dump = [option.strip('"') for option in jvm_cache.java_options(None, written)]
     dumped = subprocess.run([str(java), *dump, "-version"], capture_output=True, text=True, check=False)
     assert jvm_cache.install(written, archive, dumped.returncode), dumped.stderr
     used = subprocess.run(
@@ -205,10 +211,10 @@ def test_delta_jars_are_remembered_from_the_file_urls_ivy_gave_and_forgotten_whe
     assert jvm_cache.remember_delta_jars(spark_jars) == jars
     assert jvm_cache.known_delta_jars() == jars
     assert jvm_cache.delta_jars_file().parent == cache
-    archive_with_jars = jvm_cache.archive_path()
+    archive_with_jars = jvm_cache.archive_path(jvm_cache.known_delta_jars())
     jars[1].unlink()
     assert jvm_cache.known_delta_jars() is None
-    assert jvm_cache.archive_path() != archive_with_jars
+    assert jvm_cache.archive_path(jvm_cache.known_delta_jars()) != archive_with_jars
 
 
 def test_a_session_that_loaded_no_jars_records_none(cache):
@@ -237,7 +243,7 @@ def test_a_cache_that_cannot_be_written_only_means_resolving_again(tmp_path, mon
     jar.write_bytes(b"PK")
     assert jvm_cache.remember_delta_jars(jar.as_uri()) == []
     assert jvm_cache.known_delta_jars() is None
-    assert jvm_cache.java_options() == []
+    assert jvm_cache.java_options(jvm_cache.known_delta_jars()) == []
 
 
 def test_without_a_home_there_is_no_cache(monkeypatch):
@@ -249,7 +255,7 @@ def test_without_a_home_there_is_no_cache(monkeypatch):
     monkeypatch.setattr(Path, "home", no_home)
     assert jvm_cache.cache_dir() is None
     assert jvm_cache.known_delta_jars() is None
-    assert jvm_cache.archive_path() is None
+    assert jvm_cache.archive_path(jvm_cache.known_delta_jars()) is None
     assert jvm_cache.remember_delta_jars("") == []
 
 

@@ -37,13 +37,15 @@ def test_spark_submit_gives_the_jvm_the_archive_intact_and_deltas_jars_after_spa
     # What spark-submit's launcher makes of the session's settings, without starting Spark.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / 'a "cache" with\\ spaces'))
     monkeypatch.delenv(jvm_cache.SWITCH, raising=False)
-    archive = jvm_cache.archive_path()
+    archive = jvm_cache.archive_path(jvm_cache.known_delta_jars())
     java = jvm_cache.java_binary()
     assert archive is not None
     assert java is not None
     archive.parent.mkdir(parents=True)
     archive.write_bytes(b"classes")
-    options = session.local_conf(None, long_lived=False, archive_options=jvm_cache.java_options())[JAVA_OPTIONS]
+    options = session.local_conf(
+        None, long_lived=False, archive_options=jvm_cache.java_options(jvm_cache.known_delta_jars())
+    )[JAVA_OPTIONS]
     delta_jar = tmp_path / "ivy" / "io.delta_delta-spark_4.2_2.13-4.4.0.jar"
     spark_home = Path(pyspark.__file__).parent
     launcher = [str(java), "-cp", str(spark_home / "jars" / "*"), "org.apache.spark.launcher.Main"]
