@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 from pyspark.sql import types as T
 
@@ -83,25 +84,40 @@ class TableName:
 
 
 @dataclass(frozen=True)
-class DeltaPath:
-    """A Delta table known by its directory, as Spark SQL names one: delta.`/the/path`."""
+class _PathTable:
+    """A table known by its directory, as Spark SQL names one: <format>.`/the/path`."""
 
     path: Path
+    FORMAT: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         if "`" in str(self.path):
-            raise ConfigurationError(f"the path {self.path} holds a backtick, which a Delta table name cannot quote")
+            raise ConfigurationError(f"the path {self.path} holds a backtick, which a table name cannot quote")
 
     @property
     def quoted(self) -> str:
-        return f"delta.`{self.path.absolute()}`"
+        return f"{self.FORMAT}.`{self.path.absolute()}`"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class DeltaPath(_PathTable):
+    """A Delta table known by its directory: delta.`/the/path`."""
+
+    FORMAT: ClassVar[str] = "delta"
 
     @property
     def exists(self) -> bool:
         return (self.path / "_delta_log").is_dir()
 
-    def __str__(self) -> str:
-        return str(self.path)
+
+@dataclass(frozen=True)
+class ParquetPath(_PathTable):
+    """Plain Parquet files in a directory: parquet.`/the/path`. A local build's staged candidate."""
+
+    FORMAT: ClassVar[str] = "parquet"
 
 
 Table = TableName | DeltaPath
@@ -170,7 +186,7 @@ def create_table(output: Table, contract: OutputContract) -> str:
     )
 
 
-def replace_rows(output: Table, staged: Table, contract: OutputContract) -> str:
+def replace_rows(output: Table, staged: Table | ParquetPath, contract: OutputContract) -> str:
     """All rows replaced in one Delta transaction: readers see the old or the new table."""
     columns = ", ".join(identifier("column", name) for name in contract.spark_schema.names)
     return f"INSERT OVERWRITE TABLE {output.quoted} ({columns}) SELECT {columns} FROM {staged.quoted}"

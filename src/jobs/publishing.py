@@ -3,16 +3,16 @@
 The output port is a Delta table: locally a table at `<output-dir>/customer_activity`,
 on Databricks a Unity Catalog table. Both are published by the same code and the same
 SQL:
-1. the candidate is written to a staging table that no consumer can see (locally a
-   hidden directory beside the output, in a catalog a schema of its own) and read
-   back from there for the audit;
+1. the candidate is written where no consumer can see it (locally Parquet files in a
+   hidden directory beside the output, in a catalog a Delta table in a schema of its
+   own) and read back from there for the audit;
 2. once the audit has passed it, the output table is created if needed and brought in
    line with the contract (comments, properties, NOT NULL and CHECK constraints, and
    grants where the catalog has them);
 3. its rows are replaced by one INSERT OVERWRITE, a single Delta transaction that the
    constraints check: readers see the old version or the new one, never a mix, and the
    old one stays readable by time travel (and `restore` brings it back).
-The staging table is removed whatever happens.
+The staged candidate is removed whatever happens.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from customer_activity.jobs import catalog, output_dir
-from customer_activity.jobs.catalog import DeltaPath, Table, TableName, TableState
+from customer_activity.jobs.catalog import DeltaPath, ParquetPath, Table, TableName, TableState
 from customer_activity.jobs.contract import OutputContract
 from customer_activity.jobs.errors import EXIT_OK, ConfigurationError, ContractDefinitionError, OutputBusyError
 from customer_activity.jobs.session import create_spark_session
@@ -108,11 +108,17 @@ class OutputLocation:
     def report_path(self) -> Path | None:
         return self.directory / REPORT_FILE if self.directory else None
 
-    def staging(self, run_id: str) -> Table:
-        """Where `run_id` stages its candidate, out of the consumers' sight."""
+    def staging(self, run_id: str) -> TableName | ParquetPath:
+        """Where `run_id` stages its candidate, out of the consumers' sight.
+
+        Locally plain Parquet: only this run, holding the directory's lock, reads it, so
+        it needs no transaction log, and every Delta snapshot of it (one for the audit's
+        read, one for publishing's) would cost a Spark job of its own, about a second of
+        a small build. In a catalog, tables are Delta.
+        """
         if self.table is not None:
             return catalog.staging_table(self.table, self._staging_schema, run_id)
-        return DeltaPath(self._directory / _STAGING / run_id)
+        return ParquetPath(self._directory / _STAGING / run_id)
 
     @property
     def _table(self) -> TableName:
@@ -242,7 +248,7 @@ class StagingArea:
             empty.write.format(TABLE_FORMAT).mode("error").saveAsTable(self.table.quoted)
             candidate.write.format(TABLE_FORMAT).mode("append").saveAsTable(self.table.quoted)
         else:
-            candidate.write.format(TABLE_FORMAT).mode("error").save(str(self.table.path))
+            candidate.write.mode("error").parquet(str(self.table.path))
         return self._spark.read.table(self.table.quoted)
 
     def publish(self, contract: OutputContract, started_from: int | None = None) -> int:
@@ -306,7 +312,7 @@ class StagingArea:
                 f"started; since then {commits}): another writer published; this build published nothing"
             )
 
-    def _drop(self, table: Table) -> None:
+    def _drop(self, table: Table | ParquetPath) -> None:
         if isinstance(table, TableName):
             self._spark.sql(catalog.drop_table(table))
         else:
@@ -315,7 +321,7 @@ class StagingArea:
     def discard(self) -> None:
         """Remove the staged candidate, published or not."""
         self._drop(self.table)
-        if isinstance(self.table, DeltaPath):
+        if isinstance(self.table, ParquetPath):
             with contextlib.suppress(OSError):
                 self.table.path.parent.rmdir()
 

@@ -180,10 +180,11 @@ def test_a_second_build_is_refused_while_one_runs_and_a_killed_one_is_cleaned_up
         first_run = line.split()[1]
         candidate = output_copy / ".customer_activity.staging" / first_run
         deadline = time.monotonic() + 120
-        while not list(candidate.glob("*.parquet")) and time.monotonic() < deadline:
+        # Spark writes a task's Parquet file under _temporary/ and moves it out on commit.
+        while not list(candidate.rglob("*.parquet")) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert list(candidate.glob("*.parquet")), "the first build never began to write its candidate"
-        assert not list(candidate.glob("_delta_log/*.json")), "the candidate was committed: the kill came too late"
+        assert list(candidate.rglob("*.parquet")), "the first build never began to write its candidate"
+        assert not (candidate / "_SUCCESS").exists(), "the candidate was committed: the kill came too late"
 
         # While the first build writes its candidate, a second one is refused at once.
         assert build(sample_source, output_copy) == EXIT_OUTPUT_BUSY

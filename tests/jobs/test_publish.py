@@ -27,12 +27,13 @@ def quoted(output: Path) -> str:
     return TABLE.format((output / "customer_activity").absolute())
 
 
-def test_a_directory_output_is_a_delta_table_staged_beside_it(tmp_path):
+def test_a_directory_output_is_a_delta_table_staged_beside_it_as_parquet(tmp_path):
     output = publishing.OutputLocation(directory=tmp_path)
     assert output.target.quoted == f"delta.`{(tmp_path / 'customer_activity').absolute()}`"
     staging = output.staging("run-1")
-    assert isinstance(staging, catalog.DeltaPath)
+    assert isinstance(staging, catalog.ParquetPath)
     assert staging.path == tmp_path / ".customer_activity.staging" / "run-1"
+    assert staging.quoted == f"parquet.`{staging.path.absolute()}`"
 
 
 def test_a_catalog_output_stages_in_a_schema_of_its_own():
@@ -56,6 +57,8 @@ def test_a_catalog_output_stages_in_a_schema_of_its_own():
 def test_a_path_with_a_backtick_cannot_be_quoted(tmp_path):
     with pytest.raises(ConfigurationError, match="holds a backtick"):
         catalog.DeltaPath(tmp_path / "a`b")
+    with pytest.raises(ConfigurationError, match="holds a backtick"):
+        catalog.ParquetPath(tmp_path / "a`b")
 
 
 @pytest.mark.e2e
