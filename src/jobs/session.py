@@ -32,12 +32,16 @@ _LOCAL_SESSION_CONF = {
     # Measured on the 150-organisation sample, warm: 4.0 s instead of 5.6 s per build.
     "spark.sql.codegen.cache.maxEntries": "2000",
 }
+# The throughput collector, without G1's concurrent threads competing for a laptop's or
+# a CI machine's few cores: a command's build 0.95-0.97 of the wall time at 500, 20 000
+# and 100 000 organisations (alternating runs), the test suite 3:08-3:10 instead of
+# 3:23-3:34 (2 cores).
+_JVM_OPTIONS = ("-XX:+UseParallelGC",)
 # A command's JVM lives for one build. The optimising compiler spends more CPU compiling
 # Spark than its code then saves: without it a build takes 0.85 of the wall time at 500
-# organisations, 0.92 at 100 000. The throughput collector, without G1's concurrent
-# threads, then takes another 0.95-0.97 at 500, 20 000 and 100 000 (alternating runs).
-# A session running dozens of builds gains from the optimising compiler.
-_SHORT_RUN_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseParallelGC")
+# organisations, 0.92 at 100 000. A session running dozens of builds gains from it (the
+# test suite took 4:00 without it).
+_SHORT_RUN_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1",)
 # What Spark's launcher appends to the class path, after Spark's own jars.
 _DIST_CLASSPATH = "SPARK_DIST_CLASSPATH"
 DELTA_CONF = {
@@ -78,10 +82,9 @@ def local_conf(warehouse: Path | None, long_lived: bool, archive_options: Sequen
     conf = {**_LOCAL_SESSION_CONF, **DELTA_CONF}
     if warehouse is not None:
         conf["spark.sql.warehouse.dir"] = str(warehouse.absolute())
-    java_options = [*([] if long_lived else _SHORT_RUN_JVM_OPTIONS), *archive_options]
-    if java_options:
-        # Spark's place for defaults: a user's own spark.driver.extraJavaOptions add to them.
-        conf["spark.driver.defaultJavaOptions"] = " ".join(java_options)
+    java_options = [*([] if long_lived else _SHORT_RUN_JVM_OPTIONS), *_JVM_OPTIONS, *archive_options]
+    # Spark's place for defaults: a user's own spark.driver.extraJavaOptions add to them.
+    conf["spark.driver.defaultJavaOptions"] = " ".join(java_options)
     return conf
 
 

@@ -12,7 +12,8 @@ import pyspark
 from customer_activity.jobs import jvm_cache, session
 
 JIT_OPTION = "-XX:TieredStopAtLevel=1"
-SHORT_RUN_OPTIONS = f"{JIT_OPTION} -XX:+UseParallelGC"
+COLLECTOR_OPTION = "-XX:+UseParallelGC"
+SHORT_RUN_OPTIONS = f"{JIT_OPTION} {COLLECTOR_OPTION}"
 JAVA_OPTIONS = "spark.driver.defaultJavaOptions"
 
 
@@ -21,8 +22,9 @@ def test_a_commands_session_runs_without_the_optimising_compiler_and_with_the_th
 
 
 def test_a_long_lived_session_keeps_it_as_this_test_session_does(spark):
-    assert JAVA_OPTIONS not in session.local_conf(None, long_lived=True)
+    assert session.local_conf(None, long_lived=True)[JAVA_OPTIONS] == COLLECTOR_OPTION
     assert JIT_OPTION not in jvm_arguments(spark)
+    assert COLLECTOR_OPTION in jvm_arguments(spark)
 
 
 def test_the_class_archives_options_come_after_the_short_run_ones():
@@ -30,7 +32,9 @@ def test_the_class_archives_options_come_after_the_short_run_ones():
     assert session.local_conf(None, long_lived=False, archive_options=options)[JAVA_OPTIONS] == (
         f'{SHORT_RUN_OPTIONS} "-XX:SharedArchiveFile=/c/a.jsa" -Xlog:cds=off,cds+dynamic=off'
     )
-    assert session.local_conf(None, long_lived=True, archive_options=options)[JAVA_OPTIONS] == " ".join(options)
+    assert session.local_conf(None, long_lived=True, archive_options=options)[JAVA_OPTIONS] == " ".join(
+        [COLLECTOR_OPTION, *options]
+    )
 
 
 def test_spark_submit_gives_the_jvm_the_archive_intact_and_deltas_jars_after_sparks_own(tmp_path, monkeypatch):
