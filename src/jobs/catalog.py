@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar
 
 from pyspark.sql import types as T
 
@@ -84,40 +83,40 @@ class TableName:
 
 
 @dataclass(frozen=True)
-class _PathTable:
-    """A table known by its directory, as Spark SQL names one: <format>.`/the/path`."""
+class DeltaPath:
+    """A Delta table known by its directory, as Spark SQL names one: delta.`/the/path`."""
 
     path: Path
-    FORMAT: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         if "`" in str(self.path):
-            raise ConfigurationError(f"the path {self.path} holds a backtick, which a table name cannot quote")
+            raise ConfigurationError(f"the path {self.path} holds a backtick, which a Delta table name cannot quote")
 
     @property
     def quoted(self) -> str:
-        return f"{self.FORMAT}.`{self.path.absolute()}`"
+        return f"delta.`{self.path.absolute()}`"
+
+    @property
+    def exists(self) -> bool:
+        return (self.path / "_delta_log").is_dir()
 
     def __str__(self) -> str:
         return str(self.path)
 
 
 @dataclass(frozen=True)
-class DeltaPath(_PathTable):
-    """A Delta table known by its directory: delta.`/the/path`."""
+class ParquetPath:
+    """Plain Parquet files in a directory, a local build's staged candidate.
 
-    FORMAT: ClassVar[str] = "delta"
+    Read with its glob characters escaped (`raw_files.literal_path`) and handed to SQL
+    as a temporary view: named in SQL, its path would be a glob pattern, and an output
+    directory such as `out[1]` would match nothing.
+    """
 
-    @property
-    def exists(self) -> bool:
-        return (self.path / "_delta_log").is_dir()
+    path: Path
 
-
-@dataclass(frozen=True)
-class ParquetPath(_PathTable):
-    """Plain Parquet files in a directory: parquet.`/the/path`. A local build's staged candidate."""
-
-    FORMAT: ClassVar[str] = "parquet"
+    def __str__(self) -> str:
+        return str(self.path)
 
 
 Table = TableName | DeltaPath
@@ -186,10 +185,13 @@ def create_table(output: Table, contract: OutputContract) -> str:
     )
 
 
-def replace_rows(output: Table, staged: Table | ParquetPath, contract: OutputContract) -> str:
-    """All rows replaced in one Delta transaction: readers see the old or the new table."""
+def replace_rows(output: Table, staged: str, contract: OutputContract) -> str:
+    """All rows replaced in one Delta transaction: readers see the old or the new table.
+
+    `staged` is the quoted name of the table or view that holds the audited rows.
+    """
     columns = ", ".join(identifier("column", name) for name in contract.spark_schema.names)
-    return f"INSERT OVERWRITE TABLE {output.quoted} ({columns}) SELECT {columns} FROM {staged.quoted}"
+    return f"INSERT OVERWRITE TABLE {output.quoted} ({columns}) SELECT {columns} FROM {staged}"
 
 
 def check_condition(rule: QualityRule) -> str | None:

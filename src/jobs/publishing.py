@@ -33,6 +33,7 @@ from customer_activity.jobs import catalog, output_dir
 from customer_activity.jobs.catalog import DeltaPath, ParquetPath, Table, TableName, TableState
 from customer_activity.jobs.contract import OutputContract
 from customer_activity.jobs.errors import EXIT_OK, ConfigurationError, ContractDefinitionError, OutputBusyError
+from customer_activity.jobs.raw_files import literal_path
 from customer_activity.jobs.session import create_spark_session
 
 logger = logging.getLogger(__name__)
@@ -112,9 +113,9 @@ class OutputLocation:
         """Where `run_id` stages its candidate, out of the consumers' sight.
 
         Locally plain Parquet: only this run, holding the directory's lock, reads it, so
-        it needs no transaction log, and every Delta snapshot of it (one for the audit's
-        read, one for publishing's) would cost a Spark job of its own, about a second of
-        a small build. In a catalog, tables are Delta.
+        it needs no transaction log; as a Delta table its commit and the snapshot behind
+        the audit's read cost about a second of a small build. In a catalog, tables are
+        Delta.
         """
         if self.table is not None:
             return catalog.staging_table(self.table, self._staging_schema, run_id)
@@ -210,7 +211,7 @@ def check_output_outside_input(source: Path, output: Path) -> None:
 
 
 class StagingArea:
-    """One run's staging table: the candidate goes in, the audit reads it, publishing takes it.
+    """One run's staged candidate: the candidate goes in, the audit reads it, publishing takes it.
 
     Use it as a context manager: whatever happens inside, the staged candidate is
     removed on the way out, published or not.
@@ -221,6 +222,8 @@ class StagingArea:
         self.output = output
         self.run_id = run_id
         self.table = output.staging(run_id)
+        # Staged files reach publishing's SQL through a temporary view of this name.
+        self._view = f"customer_activity_staged_{uuid.uuid4().hex[:12]}"
 
     def __enter__(self) -> StagingArea:
         return self
@@ -247,9 +250,11 @@ class StagingArea:
             empty = self._spark.createDataFrame([], candidate.schema)
             empty.write.format(TABLE_FORMAT).mode("error").saveAsTable(self.table.quoted)
             candidate.write.format(TABLE_FORMAT).mode("append").saveAsTable(self.table.quoted)
-        else:
-            candidate.write.mode("error").parquet(str(self.table.path))
-        return self._spark.read.table(self.table.quoted)
+            return self._spark.read.table(self.table.quoted)
+        candidate.write.mode("error").parquet(str(self.table.path))
+        staged = self._spark.read.parquet(literal_path(self.table.path))
+        staged.createOrReplaceTempView(self._view)
+        return staged
 
     def publish(self, contract: OutputContract, started_from: int | None = None) -> int:
         """Replace the published rows with the staged ones; returns the Delta version committed.
@@ -276,7 +281,8 @@ class StagingArea:
             if started_from is not None:
                 # As late as possible: a commit after this one is Delta's own conflict check's.
                 self._refuse_rows_changed_since(target, started_from)
-            self._spark.sql(catalog.replace_rows(target, self.table, contract))
+            staged = self.table.quoted if isinstance(self.table, TableName) else catalog.identifier("view", self._view)
+            self._spark.sql(catalog.replace_rows(target, staged, contract))
         except Exception as error:
             if not existed and self._nobody_published(target):
                 # An empty table would break the contract (it requires rows): no table is
@@ -320,6 +326,8 @@ class StagingArea:
 
     def discard(self) -> None:
         """Remove the staged candidate, published or not."""
+        if isinstance(self.table, ParquetPath):
+            self._spark.catalog.dropTempView(self._view)
         self._drop(self.table)
         if isinstance(self.table, ParquetPath):
             with contextlib.suppress(OSError):

@@ -18,6 +18,7 @@ own schema and cast to the merged one:
 from __future__ import annotations
 
 import functools
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,19 @@ _MAX_PRECISION = 38
 _INTEGRAL_RANK: dict[type[T.DataType], int] = {T.ByteType: 0, T.ShortType: 1, T.IntegerType: 2, T.LongType: 3}
 # Digits an integral type needs as a decimal, as Spark's own type coercion counts them.
 _INTEGRAL_DIGITS: dict[type[T.DataType], int] = {T.ByteType: 3, T.ShortType: 5, T.IntegerType: 10, T.LongType: 20}
+
+
+# Hadoop's glob syntax, which Spark's Parquet reader applies to every path it is given.
+_GLOB_CHARACTERS = re.compile(r"([\[\]{}*?\\])")
+
+
+def literal_path(path: Path) -> str:
+    """`path` as Spark's file reader takes it literally, its glob characters escaped.
+
+    Unescaped, a directory named `out[1]` matches `out1` and not itself, and `raw*`
+    could add another directory's files.
+    """
+    return _GLOB_CHARACTERS.sub(r"\\\1", path.absolute().as_posix())
 
 
 class UnsupportedTypeError(Exception):
@@ -165,7 +179,7 @@ class RawDataset:
             present = dict(columns)
             own = T.StructType([T.StructField(name, data_type) for name, data_type in columns])
             # Exactly the files whose footers were counted, never what else the directory holds.
-            frame = spark.read.schema(own).parquet(*(str(p) for p in paths))
+            frame = spark.read.schema(own).parquet(*(literal_path(p) for p in paths))
             frames.append(
                 frame.select(
                     *[

@@ -34,7 +34,7 @@ def statements(contract) -> list[str]:
         catalog.create_table(OUTPUT, contract),
         *catalog.governance(OUTPUT, contract, ungoverned(contract)),
         *catalog.grants(OUTPUT, contract),
-        catalog.replace_rows(OUTPUT, staged, contract),
+        catalog.replace_rows(OUTPUT, staged.quoted, contract),
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,6 +68,18 @@ def test_a_symbolic_link_where_the_job_writes_is_refused_and_not_followed(
     assert link.is_symlink()
     assert fingerprint(output_copy) == before
     assert table_files(output_copy) == files
+
+
+def test_directories_named_like_glob_patterns_are_read_and_published_to(spark, sample_source, tmp_path):
+    # Spark's file reader takes a path for a pattern: `raw[1]*` matches `raw1`, not itself.
+    source = tmp_path / "raw[1]*"
+    shutil.copytree(sample_source, source)
+    output = tmp_path / "out[1] {a,b}"
+    assert build(source, output) == EXIT_OK
+    assert run_report(output)["status"] == "succeeded"
+    assert published_rows(output).num_rows == run_report(output)["output_rows"] > 0
+    assert not (output / ".customer_activity.staging").exists()
+    assert not [view.name for view in spark.catalog.listTables() if view.name.startswith("customer_activity_staged_")]
 
 
 def test_an_output_path_that_is_a_file_is_refused_before_any_work(sample_source, tmp_path, capsys, inputs_untouched):
