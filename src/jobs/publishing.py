@@ -222,7 +222,7 @@ class StagingArea:
         self.output = output
         self.run_id = run_id
         self.table = output.staging(run_id)
-        # Staged files reach publishing's SQL through a temporary view of this name.
+        # Staged files reach publishing's SQL through a temporary view of this name (see ParquetPath).
         self._view = f"customer_activity_staged_{uuid.uuid4().hex[:12]}"
 
     def __enter__(self) -> StagingArea:
@@ -251,7 +251,7 @@ class StagingArea:
             empty.write.format(TABLE_FORMAT).mode("error").saveAsTable(self.table.quoted)
             candidate.write.format(TABLE_FORMAT).mode("append").saveAsTable(self.table.quoted)
             return self._spark.read.table(self.table.quoted)
-        candidate.write.mode("error").parquet(str(self.table.path))
+        candidate.write.mode("error").parquet(str(self.table.path.absolute()))
         staged = self._spark.read.parquet(literal_path(self.table.path))
         staged.createOrReplaceTempView(self._view)
         return staged
@@ -327,7 +327,11 @@ class StagingArea:
     def discard(self) -> None:
         """Remove the staged candidate, published or not."""
         if isinstance(self.table, ParquetPath):
-            self._spark.catalog.dropTempView(self._view)
+            try:
+                self._spark.catalog.dropTempView(self._view)
+            except Exception:
+                # A temporary view ends with its session anyway; the files must go regardless.
+                logger.warning("the temporary view %s could not be dropped", self._view, exc_info=True)
         self._drop(self.table)
         if isinstance(self.table, ParquetPath):
             with contextlib.suppress(OSError):

@@ -36,7 +36,7 @@ _INTEGRAL_RANK: dict[type[T.DataType], int] = {T.ByteType: 0, T.ShortType: 1, T.
 _INTEGRAL_DIGITS: dict[type[T.DataType], int] = {T.ByteType: 3, T.ShortType: 5, T.IntegerType: 10, T.LongType: 20}
 
 
-# Hadoop's glob syntax, which Spark's Parquet reader applies to every path it is given.
+# Hadoop's glob syntax: Spark's file-source readers expand a path holding any of these.
 _GLOB_CHARACTERS = re.compile(r"([\[\]{}*?\\])")
 
 

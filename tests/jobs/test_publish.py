@@ -213,3 +213,19 @@ def test_a_concurrent_commit_is_told_apart_from_other_failures():
     assert not publishing._concurrent_commit(ConditionedError("DELTA_VIOLATE_CONSTRAINT_WITH_VALUES"))
     assert not publishing._concurrent_commit(ConditionedError(None))
     assert not publishing._concurrent_commit(OSError("disk full"))
+
+
+def test_staged_files_go_even_when_their_view_cannot_be_dropped(tmp_path, caplog):
+    class EndedCatalog:
+        def dropTempView(self, name: str) -> bool:  # noqa: N802 - PySpark's name
+            raise RuntimeError("the session has stopped")
+
+    class EndedSession:
+        catalog = EndedCatalog()
+
+    area = publishing.StagingArea(EndedSession(), publishing.OutputLocation(directory=tmp_path), "run-1")
+    area.table.path.mkdir(parents=True)
+    (area.table.path / "part-00000.parquet").write_bytes(b"rows")
+    area.discard()
+    assert not (tmp_path / ".customer_activity.staging").exists()
+    assert "could not be dropped" in caplog.text
