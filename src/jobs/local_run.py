@@ -13,7 +13,7 @@ from pathlib import Path
 
 from customer_activity.jobs import sample_data
 from customer_activity.jobs.build import BuildConfig, run_build
-from customer_activity.jobs.contract_test import check_published
+from customer_activity.jobs.contract_test import check_published, check_testable_locally
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_OK, ConfigurationError
 from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.lineage import Lineage
@@ -33,6 +33,8 @@ class LocalRunConfig:
     def __post_init__(self) -> None:
         if self.organizations < 1:
             raise ConfigurationError(f"the sample needs at least one organisation, not {self.organizations}")
+        # Said before anything is generated or published, not after the build.
+        check_testable_locally(self.output)
 
     @property
     def source(self) -> Path:

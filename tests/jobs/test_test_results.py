@@ -1,12 +1,18 @@
-"""The contract test publishes its results when a key is configured; a failed publication
-is reported and never changes the verdict."""
+"""The contract test: its verdict as an exit code with the result table, and its results published when a key
+is configured; a failed publication is reported and never changes the verdict."""
 
 from __future__ import annotations
 
+import re
+import shutil
+
 import pytest
+import yaml
 
 from customer_activity.jobs.cli import main
-from customer_activity.jobs.errors import EXIT_OK
+from customer_activity.jobs.contract import default_contract_path
+from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_OK, EXIT_USAGE, ConfigurationError
+from customer_activity.jobs.local_run import LocalRunConfig
 from customer_activity_testing.http_server import Answer
 
 pytestmark = pytest.mark.e2e
@@ -44,3 +50,35 @@ def test_without_a_key_nothing_is_sent_and_that_is_said(published_output, http_s
 
     assert http_server.requests == []
     assert "not published: no marketplace API key" in capsys.readouterr().out
+
+
+def test_a_table_that_breaks_the_contract_gets_the_result_table_and_exit_code_4(
+    published_output, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.delenv("ENTROPY_DATA_API_KEY", raising=False)
+    contract = yaml.safe_load(default_contract_path().read_text())
+    [schema] = contract["schema"]
+    users_total = next(p for p in schema["properties"] if p["name"] == "users_total")
+    # A rule every published row breaks: users_total is never negative.
+    users_total["quality"][0]["query"] = "SELECT COUNT(*) FROM ${model} WHERE users_total >= 0"
+    broken = tmp_path / "contract.odcs.yaml"
+    broken.write_text(yaml.safe_dump(contract, sort_keys=False))
+
+    command = ["test-contract", "--output-dir", str(published_output), "--contract", str(broken)]
+    assert main(command) == EXIT_CONTRACT_VIOLATION
+    captured = capsys.readouterr()
+    assert "Data contract is invalid" in captured.out
+    assert re.search(r"failed\s+│\s+users_total is not", captured.out), captured.out[-3000:]
+    assert "Traceback" not in captured.err
+    assert "internal error" not in captured.err
+
+
+def test_a_directory_with_a_single_quote_is_refused_before_it_is_tested(published_output, tmp_path, capsys):
+    quoted = tmp_path / "it's here"
+    shutil.copytree(published_output, quoted)
+    assert main(["test-contract", "--output-dir", str(quoted)]) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "holds a single quote, which datacontract-cli's local contract test cannot read" in error
+    assert "Traceback" not in error
+    with pytest.raises(ConfigurationError, match="holds a single quote"):
+        LocalRunConfig(workdir=quoted)
