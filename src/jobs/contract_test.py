@@ -72,7 +72,6 @@ class ContractTestConfig:
                 raise ConfigurationError(f"a local output is tested on the server {LOCAL_SERVER!r}")
             if not target.exists:
                 raise ConfigurationError(f"nothing is published at {target}")
-            check_testable_locally(target.path)
 
 
 def check_testable_locally(path: Path) -> None:
@@ -162,6 +161,7 @@ def install_duckdb_delta() -> None:
 
 def verify_local(table: Path, contract_path: Path | None = None, results: ResultsTarget | None = None) -> Run:
     """Test a local Delta table against the contract's `local` server, pointed at `table`."""
+    check_testable_locally(table)
     install_duckdb_delta()
     return _test(None, LOCAL_SERVER, contract_path, None, results, path=table.absolute())
 
