@@ -6,13 +6,14 @@ import json
 import re
 from urllib.parse import urlsplit
 
+import jsonschema
 import pytest
 import yaml
 from datacontract.data_contract import DataContract
 
 from customer_activity.jobs.contract import default_contract_path
 from customer_activity_testing import bundle_checks
-from customer_activity_testing.paths import REPOSITORY, SHARED_SCHEMAS
+from customer_activity_testing.paths import REPOSITORY, SCHEMAS
 
 ODPS_FILE = REPOSITORY / "customer-activity.odps.yaml"
 
@@ -23,10 +24,7 @@ def test_the_contract_passes_datacontract_lint():
 
 
 def test_the_odps_file_validates_against_the_odps_schema():
-    jsonschema = pytest.importorskip("jsonschema")
-    schema_file = SHARED_SCHEMAS / "odps-json-schema-v1.0.0.json"
-    if not schema_file.is_file():
-        pytest.skip(f"the ODPS JSON schema is not available here ({schema_file} is absent)")
+    schema_file = SCHEMAS / "odps-json-schema-v1.0.0.json"
     document = yaml.safe_load(ODPS_FILE.read_text())
     validator = jsonschema.Draft201909Validator(json.loads(schema_file.read_text()))
     errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(document)]

@@ -120,13 +120,15 @@ class StagingCounts:
             ]
             self._raw_observed = (Observation(f"{table}_raw"), frame, metrics)
             frame = frame.observe(self._raw_observed[0], *metrics)
-        parsed = staging.parse_timestamps(staging.latest_rows(frame, self.model), self.model)
+        return staging.stage(frame, self.model, on_kept=self._observe_kept)
+
+    def _observe_kept(self, parsed: DataFrame) -> DataFrame:
         metrics = [
             F.count(F.lit(1)).alias("rows"),
             F.count_if(F.col(staging.UNPARSEABLE)).alias("unparseable_timestamp_rows"),
         ]
-        self._kept_observed = (Observation(f"{table}_kept"), parsed, metrics)
-        return staging.named(parsed.observe(self._kept_observed[0], *metrics), self.model)
+        self._kept_observed = (Observation(f"{self.model.port.table}_kept"), parsed, metrics)
+        return parsed.observe(self._kept_observed[0], *metrics)
 
     def report(self) -> TableReport:
         """The counts; call it after the staged frame has been computed."""

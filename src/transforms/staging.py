@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, Window
@@ -94,9 +94,15 @@ def named(parsed: DataFrame, model: StagingModel) -> DataFrame:
     return parsed.select(model.port.key, *[F.col(c).alias(model.renames.get(c, c)) for c in model.columns])
 
 
-def stage(raw: DataFrame, model: StagingModel) -> DataFrame:
-    """Run a staging model over its raw table: its three steps in a row."""
-    return named(parse_timestamps(latest_rows(raw, model), model), model)
+def stage(raw: DataFrame, model: StagingModel, on_kept: Callable[[DataFrame], DataFrame] | None = None) -> DataFrame:
+    """Run a staging model over its raw table: its three steps in a row.
+
+    The one composition of the steps, for the build, the notebook, the benchmark and the
+    tests alike. `on_kept` sees the kept rows between parsing and naming, with their
+    UNPARSEABLE flag: the build observes its run report's counts there.
+    """
+    parsed = parse_timestamps(latest_rows(raw, model), model)
+    return named(on_kept(parsed) if on_kept else parsed, model)
 
 
 STG_ORGANIZATIONS = StagingModel(input_ports.ORGANIZATION, ("vanity_url", "created_by", "created_at"))

@@ -5,15 +5,16 @@ from __future__ import annotations
 import copy
 import json
 
+import jsonschema
 import pytest
 import yaml
 
 from customer_activity.jobs.contract import default_contract_path
 from customer_activity.jobs.publishing import OUTPUT_TABLE
 from customer_activity_testing import bundle_checks as checks
-from customer_activity_testing.paths import REPOSITORY, SHARED_SCHEMAS
+from customer_activity_testing.paths import REPOSITORY, SCHEMAS
 
-BUNDLE_SCHEMA = SHARED_SCHEMAS / "databricks-bundle.schema.json"
+BUNDLE_SCHEMA = SCHEMAS / "databricks-bundle.schema.json"
 
 
 @pytest.fixture(scope="module")
@@ -91,18 +92,12 @@ def test_an_undeclared_or_unset_variable_is_caught(broken):
 
 
 def test_the_merged_bundle_validates_against_the_bundle_schema(bundle):
-    jsonschema = pytest.importorskip("jsonschema")
-    if not BUNDLE_SCHEMA.is_file():
-        pytest.skip(f"the bundle JSON schema is not available here ({BUNDLE_SCHEMA} is absent)")
     validator = jsonschema.Draft202012Validator(json.loads(BUNDLE_SCHEMA.read_text()))
     errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(bundle)]
     assert errors == []
 
 
 def test_the_bundle_schema_rejects_a_misspelled_key(broken):
-    jsonschema = pytest.importorskip("jsonschema")
-    if not BUNDLE_SCHEMA.is_file():
-        pytest.skip(f"the bundle JSON schema is not available here ({BUNDLE_SCHEMA} is absent)")
     job(broken)["max_concurent_runs"] = 1
     validator = jsonschema.Draft202012Validator(json.loads(BUNDLE_SCHEMA.read_text()))
     assert any("max_concurent_runs" in e.message for e in validator.iter_errors(broken))
