@@ -45,7 +45,7 @@ import straightforward
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
-from customer_activity.jobs import inputs, publishing, sample_data, session
+from customer_activity.jobs import inputs, local_catalog, publishing, sample_data, session
 from customer_activity.jobs.build import BuildConfig, run_build
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import output_ports
@@ -154,20 +154,20 @@ def ensure_sample(data_dir: Path, organizations: int, seed: int) -> Path:
 
 
 def variants(spark: SparkSession, source: Path, work: Path) -> list[Variant]:
-    location = inputs.InputLocation(directory=source)
+    location = local_catalog.mounted_source(spark, source)
     contract = load_contract()
 
     def build() -> None:
-        config = BuildConfig(source=location, output=publishing.OutputLocation(directory=work / "build"), as_of=AS_OF)
-        run_build(spark, config)
+        output = local_catalog.mount_output(spark, work / "build", datetime.now(UTC))
+        run_build(spark, BuildConfig(source=location, output=output, as_of=AS_OF))
 
     def transforms_only() -> None:
-        raw = inputs.read_input_ports(spark, location)
+        raw = inputs.read_raw_tables(spark, location)
         candidate = output_ports.customer_activity(stage_all(raw), AS_OF, datetime.now(UTC), contract.spark_schema)
         candidate.write.mode("overwrite").parquet(str(work / "transforms"))
 
     def straightforward_port() -> None:
-        raw = inputs.read_input_ports(spark, location)
+        raw = inputs.read_raw_tables(spark, location)
         result = straightforward.customer_activity(spark, raw, AS_OF, datetime.now(UTC))
         result.write.mode("overwrite").parquet(str(work / "straightforward"))
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from customer_activity.jobs import inputs, session
+from customer_activity.jobs import inputs, local_catalog, session
 
 # table: (key, id columns, string columns, timestamp columns, versioned)
 SOURCES = {
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("as_of", type=date.fromisoformat, help="as-of date, YYYY-MM-DD")
     args = parser.parse_args(argv)
     spark = session.create_spark_session()
-    raw = inputs.read_input_ports(spark, inputs.InputLocation(directory=args.source))
+    raw = inputs.read_raw_tables(spark, local_catalog.mounted_source(spark, args.source))
     customer_activity(spark, raw, args.as_of, datetime.now(UTC)).write.mode("overwrite").parquet(str(args.output))
     return 0
 

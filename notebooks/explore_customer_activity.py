@@ -33,7 +33,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from customer_activity.jobs import inputs, sample_data, session
+from customer_activity.jobs import inputs, local_catalog, sample_data, session
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import intermediate, output_ports
 from customer_activity.transforms.staging import stage_all
@@ -65,7 +65,7 @@ if ON_DATABRICKS:
     dbutils.widgets.text("source_schema", "entropydata_postgres")  # noqa: F821
     dbutils.widgets.text("as_of", datetime.now(UTC).date().isoformat())  # noqa: F821
     as_of = date.fromisoformat(dbutils.widgets.get("as_of"))  # noqa: F821
-    source = inputs.InputLocation(catalog=dbutils.widgets.get("catalog"), schema=dbutils.widgets.get("source_schema"))  # noqa: F821
+    source = inputs.InputLocation(dbutils.widgets.get("catalog"), dbutils.widgets.get("source_schema"))  # noqa: F821
 else:
     as_of = datetime.now(UTC).date()
     sample = Path(
@@ -73,10 +73,10 @@ else:
     )
     organizations = int(os.environ.get("CUSTOMER_ACTIVITY_SAMPLE_ORGANIZATIONS", "200"))
     sample_data.generate(sample, organizations, as_of)
-    source = inputs.InputLocation(directory=sample)
+    source = local_catalog.mounted_source(spark, sample)
 
-raw = inputs.read_input_ports(spark, source)
-print(f"as-of date: {as_of}; inputs: {source.describe('<table>')}")
+raw = inputs.read_raw_tables(spark, source)
+print(f"as-of date: {as_of}; inputs: {source.catalog}.{source.schema} ({source})")
 show(raw["organization"].orderBy("organization_id", F.col("version").desc_nulls_last()))
 
 # COMMAND ----------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -28,18 +28,16 @@ from customer_activity.jobs import inputs, publishing, secrets
 from customer_activity.jobs.audit import aggregate, audit
 from customer_activity.jobs.contract import OutputContract, load_contract
 from customer_activity.jobs.errors import (
-    EXIT_OK,
     ConfigurationError,
     ContractDefinitionError,
     ContractViolationError,
     CustomerActivityError,
 )
-from customer_activity.jobs.inputs import InputLocation, RawTable
+from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.lineage import Lineage
 from customer_activity.jobs.lineage import datasets as lineage_datasets
 from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.jobs.report import RunReport, TableReport
-from customer_activity.jobs.session import create_spark_session
 from customer_activity.transforms import output_ports, staging
 from customer_activity.transforms.staging import STAGING_MODELS
 
@@ -66,12 +64,20 @@ def as_of_problem(as_of: date) -> str | None:
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """One build: where the inputs are, where the output goes, and for which day."""
+    """One build: where the inputs are, where the output goes, and for which day.
+
+    The run report goes to `report_path` when there is one. `prepare_inputs` is a step
+    the command line adds to make the inputs available in the catalog (it mounts a
+    directory there): it runs where the build reads its inputs, so that its errors are
+    the build's, and returns, per raw table and column, the rows that lack the column.
+    """
 
     source: InputLocation
     output: OutputLocation
     as_of: date = field(default_factory=lambda: _utc_now().date())
     contract_path: Path | None = None
+    report_path: Path | None = None
+    prepare_inputs: Callable[[SparkSession], Mapping[str, Mapping[str, int]]] | None = None
     started_at: datetime = field(default_factory=_utc_now)
     run_id: str = field(default_factory=lambda: f"{_utc_now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}")
 
@@ -81,8 +87,6 @@ class BuildConfig:
         problem = as_of_problem(self.as_of)
         if problem:
             raise ConfigurationError(problem)
-        if self.source.directory is not None and self.output.directory is not None:
-            publishing.check_output_outside_input(self.source.directory, self.output.directory)
 
 
 def _counted(what: str, observation: Observation, frame: DataFrame, metrics: list[Column]) -> dict[str, int]:
@@ -97,29 +101,27 @@ def _counted(what: str, observation: Observation, frame: DataFrame, metrics: lis
 
 
 class StagingCounts:
-    """What staging did to one input table, for the run report, measured as cheaply as exact.
+    """What staging did to one input table, for the run report, observed while the build runs.
 
-    Raw rows and NULL keys come from the files' footers where they have them; only
-    otherwise is the raw scan observed. Kept rows and unparseable timestamps are
-    observed between staging's steps, on the deduplicated rows only.
+    Raw rows and NULL keys are observed on the raw scan; kept rows and unparseable
+    timestamps between staging's steps, on the deduplicated rows only.
     """
 
-    def __init__(self, table: str, raw: RawTable) -> None:
+    def __init__(self, table: str, raw: DataFrame, rows_missing_columns: Mapping[str, int] | None = None) -> None:
         self.model = STAGING_MODELS[table]
         self.raw = raw
+        self.rows_missing_columns = dict(rows_missing_columns or {})
         self._raw_observed: tuple[Observation, DataFrame, list[Column]] | None = None
         self._kept_observed: tuple[Observation, DataFrame, list[Column]] | None = None
 
     def stage(self) -> DataFrame:
-        """The table's staging model, with the counts attached where they are measured."""
-        table, frame = self.model.port.table, self.raw.frame
-        if self.raw.rows is None or self.raw.null_keys is None:
-            metrics = [
-                F.count(F.lit(1)).alias("rows"),
-                F.count_if(F.col(self.model.port.key).isNull()).alias("null_key_rows"),
-            ]
-            self._raw_observed = (Observation(f"{table}_raw"), frame, metrics)
-            frame = frame.observe(self._raw_observed[0], *metrics)
+        """The table's staging model, with the counts attached."""
+        metrics = [
+            F.count(F.lit(1)).alias("rows"),
+            F.count_if(F.col(self.model.port.key).isNull()).alias("null_key_rows"),
+        ]
+        self._raw_observed = (Observation(f"{self.model.port.table}_raw"), self.raw, metrics)
+        frame = self.raw.observe(self._raw_observed[0], *metrics)
         return staging.stage(frame, self.model, on_kept=self._observe_kept)
 
     def _observe_kept(self, parsed: DataFrame) -> DataFrame:
@@ -132,12 +134,9 @@ class StagingCounts:
 
     def report(self) -> TableReport:
         """The counts; call it after the staged frame has been computed."""
-        if self._kept_observed is None:
+        if self._raw_observed is None or self._kept_observed is None:
             raise RuntimeError("report() before stage(): nothing was counted")
-        if self._raw_observed is None:
-            raw = {"rows": int(self.raw.rows or 0), "null_key_rows": int(self.raw.null_keys or 0)}
-        else:
-            raw = _counted(f"{self.model.port.table}'s raw rows", *self._raw_observed)
+        raw = _counted(f"{self.model.port.table}'s raw rows", *self._raw_observed)
         kept = _counted(f"{self.model.port.table}'s kept rows", *self._kept_observed)
         # Only versioned tables drop rows without a key; test results keep them all.
         dropped = raw["null_key_rows"] if self.model.port.versioned else 0
@@ -147,13 +146,16 @@ class StagingCounts:
             superseded_versions_removed=raw["rows"] - dropped - kept["rows"],
             unparseable_timestamp_rows=kept["unparseable_timestamp_rows"],
             rows_after_staging=kept["rows"],
-            rows_missing_columns=self.raw.rows_missing_columns,
+            rows_missing_columns=self.rows_missing_columns,
         )
 
 
-def stage_with_counts(raw: dict[str, RawTable]) -> tuple[dict[str, DataFrame], dict[str, StagingCounts]]:
+def stage_with_counts(
+    raw: Mapping[str, DataFrame], rows_missing_columns: Mapping[str, Mapping[str, int]] | None = None
+) -> tuple[dict[str, DataFrame], dict[str, StagingCounts]]:
     """Staging models over the raw tables, counting what staging drops as the build runs."""
-    counts = {table: StagingCounts(table, table_raw) for table, table_raw in raw.items()}
+    missing = rows_missing_columns or {}
+    counts = {table: StagingCounts(table, frame, missing.get(table)) for table, frame in raw.items()}
     return {table: count.stage() for table, count in counts.items()}, counts
 
 
@@ -191,43 +193,42 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
         output=config.output.published,
         table_format=publishing.TABLE_FORMAT,
     )
-    # Checked before anything is read; a build that cannot have the output writes no report
-    # there, so that it never replaces the report of the build that has it.
+    # Checked before anything is read: a build that cannot publish writes no report.
     config.output.check_usable(spark)
-    with config.output.exclusive(run_id):
-        try:
-            with _timed(report, "load_contract"):
-                contract = load_contract(config.contract_path)
-            report.contract_id, report.contract_version = contract.id, contract.version
-            lineage.start(read_datasets, written_dataset, contract, config.started_at)
-            _run(spark, config, contract, report)
-            lineage.complete(read_datasets, written_dataset, contract, report.output_rows, report.checks)
-            return report
-        except CustomerActivityError as error:
-            report.status, report.error = "failed", secrets.mask_url_credentials(str(error))
-            lineage.fail(read_datasets, written_dataset, contract, report.error)
-            raise
-        except Exception as error:
-            report.status = "failed"
-            report.error = secrets.mask_url_credentials(f"internal error: {type(error).__name__}: {error}")
-            lineage.fail(read_datasets, written_dataset, contract, report.error)
-            raise
-        except BaseException as error:
-            # Interrupted (Ctrl-C, a stop signal turned into SystemExit): the report says so,
-            # rather than showing a run that never ended.
-            report.status, report.error = "failed", f"interrupted: {type(error).__name__}"
-            raise
-        finally:
-            _write_report(report, config.output.report_path)
+    try:
+        with _timed(report, "load_contract"):
+            contract = load_contract(config.contract_path)
+        report.contract_id, report.contract_version = contract.id, contract.version
+        lineage.start(read_datasets, written_dataset, contract, config.started_at)
+        _run(spark, config, contract, report)
+        lineage.complete(read_datasets, written_dataset, contract, report.output_rows, report.checks)
+        return report
+    except CustomerActivityError as error:
+        report.status, report.error = "failed", secrets.mask_url_credentials(str(error))
+        lineage.fail(read_datasets, written_dataset, contract, report.error)
+        raise
+    except Exception as error:
+        report.status = "failed"
+        report.error = secrets.mask_url_credentials(f"internal error: {type(error).__name__}: {error}")
+        lineage.fail(read_datasets, written_dataset, contract, report.error)
+        raise
+    except BaseException as error:
+        # Interrupted (Ctrl-C, a stop signal turned into SystemExit): the report says so,
+        # rather than showing a run that never ended.
+        report.status, report.error = "failed", f"interrupted: {type(error).__name__}"
+        raise
+    finally:
+        _write_report(report, config.report_path)
 
 
 def _run(spark: SparkSession, config: BuildConfig, contract: OutputContract, report: RunReport) -> None:
-    """The build itself, holding the output; fills `report` as it goes."""
+    """The build itself; fills `report` as it goes."""
     report.leftovers_removed = config.output.remove_leftovers(spark, config.started_at)
     started_from = config.output.version_now(spark)
     with _timed(report, "read_inputs"):
+        missing = config.prepare_inputs(spark) if config.prepare_inputs else {}
         raw = inputs.read_raw_tables(spark, config.source)
-    staged, counts = stage_with_counts(raw)
+    staged, counts = stage_with_counts(raw, missing)
     candidate = build_candidate(staged, config, contract)
     with publishing.StagingArea(spark, config.output, config.run_id) as staging_area:
         with _timed(report, "build_and_stage"):
@@ -251,54 +252,3 @@ def _write_report(report: RunReport, path: Path | None) -> None:
         report.write(path)
     except Exception as error:  # noqa: BLE001 - whatever it is, the run's own outcome comes first
         logger.error("the run report could not be written to %s: %s: %s", path, type(error).__name__, error)
-
-
-ENTROPY_DATA = "entropy-data"
-STANDARD = "standard"
-
-
-@dataclass(frozen=True)
-class LineageSettings:
-    """Where lineage events go.
-
-    `standard`: the OpenLineage configuration of the environment, or `url`.
-    `entropy-data`: Entropy Data's lineage API at `host` (default: ENTROPY_DATA_HOST, else
-    Entropy Data's), with the API key from ENTROPY_DATA_API_KEY or the Databricks secret scope.
-    """
-
-    target: str = STANDARD
-    url: str | None = None
-    namespace: str | None = None
-    host: str | None = None
-    secret_scope: str | None = None
-    secret_key: str = secrets.DEFAULT_SECRET_KEY
-
-    def __post_init__(self) -> None:
-        if self.target not in (STANDARD, ENTROPY_DATA):
-            raise ConfigurationError(f"lineage goes to {STANDARD!r} or {ENTROPY_DATA!r}, not {self.target!r}")
-        if self.target == ENTROPY_DATA and self.url:
-            raise ConfigurationError(f"give --lineage-url or --lineage {ENTROPY_DATA}, not both")
-        if self.target == STANDARD and (self.host or self.secret_scope):
-            raise ConfigurationError(f"--entropy-data-host and --secret-scope need --lineage {ENTROPY_DATA}")
-
-    def open(self) -> Lineage:
-        """The build's lineage; off, with a warning, whatever keeps it from working."""
-        if self.target == ENTROPY_DATA:
-            try:
-                api_key = secrets.configured_api_key(self.secret_scope, self.secret_key)
-            # Lineage is an observer: a secret scope that cannot be read (no permission,
-            # dbutils failing) turns it off and must not stop the build.
-            except Exception as error:  # noqa: BLE001
-                logger.warning("lineage is off: the Entropy Data API key could not be read (%s)", error)
-                return Lineage(None, self.namespace)
-            return Lineage.to_entropy_data(secrets.marketplace_host(self.host), api_key, self.namespace)
-        return Lineage.configure(self.url, self.namespace)
-
-
-def build(config: BuildConfig, lineage: LineageSettings | None = None) -> int:
-    """The `build` command: a session, the build with lineage, and its summary on stdout."""
-    spark = create_spark_session()
-    with (lineage or LineageSettings()).open().closing() as events:
-        report = run_build(spark, config, events)
-    print(report.summary(config.output.report_path))
-    return EXIT_OK

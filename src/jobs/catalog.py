@@ -11,7 +11,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from pyspark.sql import types as T
 
@@ -82,46 +81,6 @@ class TableName:
         return f"{self.catalog}.{self.schema}.{self.table}"
 
 
-@dataclass(frozen=True)
-class DeltaPath:
-    """A Delta table known by its directory, as Spark SQL names one: delta.`/the/path`."""
-
-    path: Path
-
-    def __post_init__(self) -> None:
-        if "`" in str(self.path):
-            raise ConfigurationError(f"the path {self.path} holds a backtick, which a Delta table name cannot quote")
-
-    @property
-    def quoted(self) -> str:
-        return f"delta.`{self.path.absolute()}`"
-
-    @property
-    def exists(self) -> bool:
-        return (self.path / "_delta_log").is_dir()
-
-    def __str__(self) -> str:
-        return str(self.path)
-
-
-@dataclass(frozen=True)
-class ParquetPath:
-    """Plain Parquet files in a directory, a local build's staged candidate.
-
-    Read with its glob characters escaped (`raw_files.literal_path`) and handed to SQL
-    as a temporary view: named in SQL, its path would be a glob pattern, and an output
-    directory such as `out[1]` would match nothing.
-    """
-
-    path: Path
-
-    def __str__(self) -> str:
-        return str(self.path)
-
-
-Table = TableName | DeltaPath
-
-
 def staging_table(output: TableName, staging_schema: str, run_id: str) -> TableName:
     """Where a run writes its candidate: in a schema of its own, never the output's.
 
@@ -166,7 +125,7 @@ def table_properties(contract: OutputContract) -> dict[str, str]:
     }
 
 
-def create_table(output: Table, contract: OutputContract) -> str:
+def create_table(output: TableName, contract: OutputContract) -> str:
     """The output table as the contract defines it, created once; later runs keep it.
 
     A new table gets everything in its creating commit: comments, NOT NULL, properties
@@ -185,7 +144,7 @@ def create_table(output: Table, contract: OutputContract) -> str:
     )
 
 
-def replace_rows(output: Table, staged: str, contract: OutputContract) -> str:
+def replace_rows(output: TableName, staged: str, contract: OutputContract) -> str:
     """All rows replaced in one Delta transaction: readers see the old or the new table.
 
     `staged` is the quoted name of the table or view that holds the audited rows.
@@ -253,7 +212,7 @@ def check_constraints(contract: OutputContract) -> dict[str, str]:
     return constraints
 
 
-def relaxations(output: Table, contract: OutputContract, state: TableState) -> list[str]:
+def relaxations(output: TableName, contract: OutputContract, state: TableState) -> list[str]:
     """What must go before the new rows are written: constraints the contract dropped or
     changed, and NOT NULL on columns it now allows to be NULL.
 
@@ -277,7 +236,7 @@ def relaxations(output: Table, contract: OutputContract, state: TableState) -> l
     return statements
 
 
-def governance(output: Table, contract: OutputContract, state: TableState) -> list[str]:
+def governance(output: TableName, contract: OutputContract, state: TableState) -> list[str]:
     """What goes after the new rows are written: the table made to say what the contract says.
 
     Only what differs from the table's current `state` is changed, so that a run with an
@@ -314,10 +273,10 @@ def governance(output: Table, contract: OutputContract, state: TableState) -> li
     return statements
 
 
-def grants(output: Table, contract: OutputContract) -> list[str]:
+def grants(output: TableName, contract: OutputContract) -> list[str]:
     """SELECT for the contract's reader roles."""
     return [f"GRANT SELECT ON TABLE {output.quoted} TO {principal(role)}" for role in contract.reader_roles]
 
 
-def drop_table(table: Table) -> str:
+def drop_table(table: TableName) -> str:
     return f"DROP TABLE IF EXISTS {table.quoted}"

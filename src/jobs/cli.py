@@ -14,16 +14,19 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from customer_activity.jobs import build, publishing, secrets
-from customer_activity.jobs.build import ENTROPY_DATA as LINEAGE_ENTROPY_DATA
-from customer_activity.jobs.build import STANDARD as LINEAGE_STANDARD
-from customer_activity.jobs.build import BuildConfig, LineageSettings, as_of_problem
+from pyspark.sql import SparkSession
+
+from customer_activity.jobs import build, local_catalog, publishing, secrets
+from customer_activity.jobs.build import BuildConfig, as_of_problem
 from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.contract import default_contract_path
-from customer_activity.jobs.errors import EXIT_INTERNAL_ERROR, ConfigurationError, CustomerActivityError
+from customer_activity.jobs.errors import EXIT_INTERNAL_ERROR, EXIT_OK, ConfigurationError, CustomerActivityError
 from customer_activity.jobs.inputs import InputLocation
-from customer_activity.jobs.lineage import DEFAULT_NAMESPACE
+from customer_activity.jobs.lineage import DEFAULT_NAMESPACE, LineageSettings
+from customer_activity.jobs.lineage import ENTROPY_DATA as LINEAGE_ENTROPY_DATA
+from customer_activity.jobs.lineage import STANDARD as LINEAGE_STANDARD
 from customer_activity.jobs.publishing import OUTPUT_TABLE, OutputLocation
+from customer_activity.jobs.session import create_spark_session
 
 logger = logging.getLogger("customer_activity")
 
@@ -128,13 +131,15 @@ def _parser() -> argparse.ArgumentParser:
     test = commands.add_parser(
         "test-contract",
         help="test a published output with datacontract-cli, optionally publishing the results",
-        description="Tests a local output (--output-dir, server 'local') or the catalog table "
-        "(--catalog, --output-schema, server 'production'). Results are published to Entropy Data "
+        description="Tests a local output (--output-dir) or the catalog table (--catalog, --output-schema) "
+        "through the contract's catalog server, pointed at it. Results are published to Entropy Data "
         "when an API key is configured: ENTROPY_DATA_API_KEY, or --secret-scope on Databricks.",
     )
     test.add_argument("--output-dir", type=Path)
     _catalog_arguments(test, source=False)
-    test.add_argument("--server", default=None, help="contract server to test (default: local or production)")
+    test.add_argument(
+        "--server", default="production", help="the contract's catalog server to test (default: %(default)s)"
+    )
     test.add_argument("--contract", type=Path, default=None)
     _marketplace_arguments(test, "to publish the results: ")
 
@@ -188,28 +193,35 @@ def _catalog_arguments(parser: argparse.ArgumentParser, source: bool) -> None:
         )
 
 
-def _output(args: argparse.Namespace) -> OutputLocation:
-    # Only `build` stages a candidate, so only it has --staging-schema.
+# The command line's edge: a directory a person gives becomes catalog names here
+# (local_catalog), and nowhere deeper in the job.
+
+
+def _check_locations(args: argparse.Namespace) -> None:
+    """Either form of each location, complete, before a session is started."""
     staging_schema = getattr(args, "staging_schema", None)
-    if args.output_dir is not None:
-        if args.catalog or args.output_schema or staging_schema:
-            raise ConfigurationError("give either --output-dir or --catalog with --output-schema, not both")
-        return OutputLocation(directory=args.output_dir)
-    if not (args.catalog and args.output_schema):
+    if args.output_dir is not None and (args.catalog or args.output_schema or staging_schema):
+        raise ConfigurationError("give either --output-dir or --catalog with --output-schema, not both")
+    if args.output_dir is None and not (args.catalog and args.output_schema):
         raise ConfigurationError("give --output-dir, or --catalog and --output-schema")
-    return OutputLocation(
-        table=TableName(args.catalog, args.output_schema, OUTPUT_TABLE), staging_schema=staging_schema
-    )
-
-
-def _source(args: argparse.Namespace) -> InputLocation:
-    if args.source_dir is not None:
-        if args.source_schema:
-            raise ConfigurationError("give either --source-dir or --source-schema, not both")
-        return InputLocation(directory=args.source_dir)
-    if not (args.catalog and args.source_schema):
+    if not hasattr(args, "source_dir"):
+        return
+    if args.source_dir is not None and args.source_schema:
+        raise ConfigurationError("give either --source-dir or --source-schema, not both")
+    if args.source_dir is None and not (args.catalog and args.source_schema):
         raise ConfigurationError("give --source-dir, or --catalog and --source-schema")
-    return InputLocation(catalog=args.catalog, schema=args.source_schema)
+    if args.source_dir is not None and args.output_dir is not None:
+        local_catalog.check_output_outside_input(args.source_dir, args.output_dir)
+
+
+def _output(spark: SparkSession, args: argparse.Namespace, published: bool = False) -> OutputLocation:
+    """The output the arguments name; `published`: one a build has published (to restore or test)."""
+    if args.output_dir is not None and published:
+        return local_catalog.mount_published(spark, args.output_dir)
+    if args.output_dir is not None:
+        return local_catalog.mount_output(spark, args.output_dir, datetime.now(UTC))
+    table = TableName(args.catalog, args.output_schema, OUTPUT_TABLE)
+    return OutputLocation(table, staging_schema=getattr(args, "staging_schema", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -246,12 +258,6 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    config = BuildConfig(
-        source=_source(args),
-        output=_output(args),
-        as_of=args.as_of or _today(),
-        contract_path=args.contract,
-    )
     lineage = LineageSettings(
         target=args.lineage,
         url=args.lineage_url,
@@ -260,7 +266,26 @@ def _build(args: argparse.Namespace) -> int:
         secret_scope=args.secret_scope,
         secret_key=args.secret_key,
     )
-    return build.build(config, lineage)
+    _check_locations(args)
+    spark = create_spark_session()
+    # The output first: one that cannot be published to is refused before any input is read.
+    output = _output(spark, args)
+    source_dir: Path | None = args.source_dir
+    config = BuildConfig(
+        source=local_catalog.source_location(source_dir)
+        if source_dir
+        else InputLocation(args.catalog, args.source_schema),
+        # A directory is mounted where the build reads its inputs: its problems are the build's.
+        prepare_inputs=(lambda session: local_catalog.mount_source(session, source_dir)) if source_dir else None,
+        output=output,
+        as_of=args.as_of or _today(),
+        contract_path=args.contract,
+        report_path=args.output_dir / local_catalog.REPORT_FILE if args.output_dir else None,
+    )
+    with lineage.open().closing() as events:
+        report = build.run_build(spark, config, events)
+    print(report.summary(config.report_path))
+    return EXIT_OK
 
 
 def _publish_to_marketplace(args: argparse.Namespace) -> int:
@@ -286,21 +311,28 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    return publishing.restore_command(_output(args), args.version)
+    _check_locations(args)
+    spark = create_spark_session()
+    output = _output(spark, args, published=True)
+    restored, committed = publishing.restore(spark, output, args.version)
+    print(f"Restored {output.published} to its version {restored}; it is now version {committed}.")
+    return EXIT_OK
 
 
 def _test_contract(args: argparse.Namespace) -> int:
     from customer_activity.jobs import contract_test  # noqa: PLC0415
 
+    _check_locations(args)
+    spark = create_spark_session()
     config = contract_test.ContractTestConfig(
-        output=_output(args),
+        output=_output(spark, args, published=True),
         server=args.server,
         contract_path=args.contract,
         secret_scope=args.secret_scope,
         secret_key=args.secret_key,
         results_host=args.entropy_data_host,
     )
-    return contract_test.test_contract(config)
+    return contract_test.test_contract(spark, config)
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

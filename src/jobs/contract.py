@@ -149,14 +149,12 @@ class OutputContract:
                 )
         return differences
 
-    def for_server(
-        self, server: str, location: tuple[str, str] | None = None, path: Path | None = None
-    ) -> OpenDataContractStandard:
+    def for_server(self, server: str, location: tuple[str, str] | None = None) -> OpenDataContractStandard:
         """The contract as datacontract-cli tests it against `server`.
 
         `location` (catalog, schema) points a catalog server elsewhere, so that a development
-        deployment tests its own table rather than production's; `path` does the same for a
-        file server, so that any local output can be tested. The contract itself is left as it is.
+        deployment, or a local output, tests its own table rather than production's. The
+        contract itself is left as it is.
         """
         model = self.model.model_copy(deep=True)
         target = next((s for s in model.servers or [] if s.server == server), None)
@@ -164,8 +162,6 @@ class OutputContract:
             raise ContractDefinitionError(f"data contract {self.path} has no server named {server!r}")
         if location is not None:
             target.catalog, target.schema_ = location
-        if path is not None:
-            target.path = str(path)
         return model
 
 

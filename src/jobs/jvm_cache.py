@@ -51,7 +51,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from customer_activity.jobs import output_dir
+from customer_activity.jobs.report import replace_file
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def remember_delta_jars(spark_jars: str) -> list[Path]:
         return []
     try:
         listing.parent.mkdir(parents=True, exist_ok=True)
-        output_dir.replace_file(listing, "".join(f"{jar}\n" for jar in jars))
+        replace_file(listing, "".join(f"{jar}\n" for jar in jars))
     except OSError as error:
         logger.info("Delta's jars not recorded in %s (%s): the next session resolves them again", listing, error)
         return []

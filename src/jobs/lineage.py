@@ -41,10 +41,12 @@ from openlineage.client.generated import (
 )
 from openlineage.client.generated.base import RunFacet
 
+from customer_activity.jobs import secrets
 from customer_activity.jobs.audit import CheckResult
 from customer_activity.jobs.contract import OutputContract
+from customer_activity.jobs.errors import ConfigurationError
 from customer_activity.jobs.inputs import InputLocation
-from customer_activity.jobs.publishing import OUTPUT_TABLE, OutputLocation
+from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.jobs.secrets import Secret, redact
 from customer_activity.transforms.input_ports import INPUT_PORTS
 
@@ -93,17 +95,10 @@ def _databricks_namespace() -> str:
 
 
 def datasets(source: InputLocation, output: OutputLocation) -> tuple[list[DatasetName], DatasetName]:
-    """A build's inputs and output, named as OpenLineage names files and catalog tables."""
-    if source.directory is not None:
-        directory = source.directory
-        inputs = [DatasetName("file", str((directory / table).absolute())) for table in INPUT_PORTS]
-    else:
-        inputs = [DatasetName(_databricks_namespace(), str(source.table(table))) for table in INPUT_PORTS]
-    if output.directory is not None:
-        published = DatasetName("file", str((output.directory / OUTPUT_TABLE).absolute()))
-    else:
-        published = DatasetName(_databricks_namespace(), str(output.table))
-    return inputs, published
+    """A build's inputs and output, named as OpenLineage names catalog tables."""
+    namespace = _databricks_namespace()
+    inputs = [DatasetName(namespace, str(source.table(table))) for table in INPUT_PORTS]
+    return inputs, DatasetName(namespace, str(output.table))
 
 
 def _client(url: str | None) -> OpenLineageClient | None:
@@ -291,3 +286,45 @@ def output_dataset(
             "outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(rowCount=rows)
         },
     )
+
+
+ENTROPY_DATA = "entropy-data"
+STANDARD = "standard"
+
+
+@dataclass(frozen=True)
+class LineageSettings:
+    """Where lineage events go.
+
+    `standard`: the OpenLineage configuration of the environment, or `url`.
+    `entropy-data`: Entropy Data's lineage API at `host` (default: ENTROPY_DATA_HOST, else
+    Entropy Data's), with the API key from ENTROPY_DATA_API_KEY or the Databricks secret scope.
+    """
+
+    target: str = STANDARD
+    url: str | None = None
+    namespace: str | None = None
+    host: str | None = None
+    secret_scope: str | None = None
+    secret_key: str = secrets.DEFAULT_SECRET_KEY
+
+    def __post_init__(self) -> None:
+        if self.target not in (STANDARD, ENTROPY_DATA):
+            raise ConfigurationError(f"lineage goes to {STANDARD!r} or {ENTROPY_DATA!r}, not {self.target!r}")
+        if self.target == ENTROPY_DATA and self.url:
+            raise ConfigurationError(f"give --lineage-url or --lineage {ENTROPY_DATA}, not both")
+        if self.target == STANDARD and (self.host or self.secret_scope):
+            raise ConfigurationError(f"--entropy-data-host and --secret-scope need --lineage {ENTROPY_DATA}")
+
+    def open(self) -> Lineage:
+        """The build's lineage; off, with a warning, whatever keeps it from working."""
+        if self.target == ENTROPY_DATA:
+            try:
+                api_key = secrets.configured_api_key(self.secret_scope, self.secret_key)
+            # Lineage is an observer: a secret scope that cannot be read (no permission,
+            # dbutils failing) turns it off and must not stop the build.
+            except Exception as error:  # noqa: BLE001
+                logger.warning("lineage is off: the Entropy Data API key could not be read (%s)", error)
+                return Lineage(None, self.namespace)
+            return Lineage.to_entropy_data(secrets.marketplace_host(self.host), api_key, self.namespace)
+        return Lineage.configure(self.url, self.namespace)

@@ -1,24 +1,26 @@
 """The `run` command, the README's first: sample data, build, contract test, summary.
 
 Everything a new user needs to see the product work on one machine, without a
-workspace: the sample goes to `<workdir>/raw`, the output port to `<workdir>/output`.
+workspace: the sample goes to `<workdir>/raw`, the output port to `<workdir>/output`,
+both mounted in the local catalog as `build --source-dir --output-dir` mounts them.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from customer_activity.jobs import sample_data
+from customer_activity.jobs import local_catalog, sample_data
 from customer_activity.jobs.build import BuildConfig, run_build
-from customer_activity.jobs.contract_test import check_published, check_testable_locally
+from customer_activity.jobs.contract_test import check_published
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_OK, ConfigurationError
-from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.lineage import Lineage
-from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.jobs.session import create_spark_session
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,6 @@ class LocalRunConfig:
     def __post_init__(self) -> None:
         if self.organizations < 1:
             raise ConfigurationError(f"the sample needs at least one organisation, not {self.organizations}")
-        # Said before anything is generated or published, not after the build.
-        check_testable_locally(self.output)
 
     @property
     def source(self) -> Path:
@@ -53,15 +53,51 @@ def run(config: LocalRunConfig, lineage: Lineage | None = None) -> int:
     started = time.perf_counter()
     counts = sample_data.generate(config.source, config.organizations, config.as_of, config.seed)
     print(f"Generated {sum(counts.values())} raw rows for {config.organizations} organisations in {config.source}")
-    build = BuildConfig(
-        source=InputLocation(directory=config.source),
-        output=OutputLocation(directory=config.output),
-        as_of=config.as_of,
-    )
     spark = create_spark_session()
+    output = local_catalog.mount_output(spark, config.output, datetime.now(UTC))
+    build = BuildConfig(
+        source=local_catalog.source_location(config.source),
+        prepare_inputs=lambda session: local_catalog.mount_source(session, config.source),
+        output=output,
+        as_of=config.as_of,
+        report_path=config.output / local_catalog.REPORT_FILE,
+    )
     with (lineage or Lineage.configure()).closing() as emitting:
         report = run_build(spark, build, emitting)
-    print(report.summary(build.output.report_path))
-    passed = check_published(build.output)
+    print(report.summary(build.report_path))
+    passed = check_published(spark, output)
+    install_duckdb_delta()
     print(f"Done in {time.perf_counter() - started:.1f} s.")
     return EXIT_OK if passed else EXIT_CONTRACT_VIOLATION
+
+
+def install_duckdb_delta() -> None:
+    """DuckDB's delta extension, installed from its pinned package where DuckDB looks for it.
+
+    For the README's plain `datacontract test --server local`, which reads the local Delta
+    table with DuckDB's `delta_scan`: DuckDB would download the extension from its own
+    server at first use, an unpinned binary, and a failure where only the package index
+    can be reached. Installed from the package (under ~/.duckdb, as `INSTALL delta` would).
+    Only a convenience: the run's own contract test reads the table through the catalog.
+    """
+    try:
+        import duckdb  # noqa: PLC0415
+        import duckdb_extension_delta  # noqa: PLC0415
+    except ImportError as error:
+        logger.warning("DuckDB's delta extension is not installed (%s is missing)", error.name)
+        return
+    connection = duckdb.connect()
+    try:
+        query = "SELECT installed FROM duckdb_extensions() WHERE extension_name = 'delta'"
+        installed = connection.sql(query).fetchone()
+        if installed is not None and installed[0]:
+            return
+        extension = Path(duckdb_extension_delta.__file__).parent / "extensions" / f"v{duckdb.__version__}"
+        extension /= "delta.duckdb_extension"
+        if not extension.is_file():
+            logger.warning("duckdb-extension-delta has no build for DuckDB %s (%s)", duckdb.__version__, extension)
+            return
+        connection.install_extension(str(extension))
+        logger.info("installed DuckDB's delta extension from %s", extension)
+    finally:
+        connection.close()

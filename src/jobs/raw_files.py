@@ -136,8 +136,6 @@ class FileSchema:
     rows: int
     columns: tuple[tuple[str, T.DataType], ...]
     unsupported: tuple[tuple[str, str], ...] = ()
-    # NULLs in the key column, from the row groups' statistics; None where one has none.
-    key_nulls: int | None = None
 
 
 @dataclass
@@ -151,15 +149,10 @@ class RawDataset:
     problems: list[str] = field(default_factory=list)
 
     @property
-    def rows(self) -> int:
-        """Every row of every file, as the footers count them (exactly)."""
-        return sum(f.rows for f in self.files)
-
-    @property
-    def key_nulls(self) -> int | None:
-        """Rows whose key is NULL, from the footers' statistics; None unless every file has them."""
-        counts = [f.key_nulls for f in self.files]
-        return None if None in counts else sum(c for c in counts if c is not None)
+    def types_agree(self) -> bool:
+        """Every file holds each of its columns in the merged type: Spark can read them in place."""
+        merged = {f.name: f.dataType for f in self.schema.fields}
+        return all(merged.get(name) == data_type for file in self.files for name, data_type in file.columns)
 
     @property
     def rows_missing_columns(self) -> dict[str, int]:
@@ -195,8 +188,8 @@ class RawDataset:
         return functools.reduce(DataFrame.unionByName, frames)
 
 
-def file_schema(path: Path, wanted: tuple[str, ...], key: str) -> FileSchema:
-    """The footer of one file: its rows, the types of the `wanted` columns it has, its NULL keys."""
+def file_schema(path: Path, wanted: tuple[str, ...]) -> FileSchema:
+    """The footer of one file: its rows and the types of the `wanted` columns it has."""
     metadata = pq.read_metadata(path)
     arrow = metadata.schema.to_arrow_schema()
     physical = {
@@ -211,22 +204,7 @@ def file_schema(path: Path, wanted: tuple[str, ...], key: str) -> FileSchema:
             columns.append((name, spark_type(arrow.field(index).type, physical.get(name))))
         except UnsupportedTypeError as error:
             unsupported.append((name, str(error)))
-    return FileSchema(path, metadata.num_rows, tuple(columns), tuple(unsupported), _null_count(metadata, key))
-
-
-def _null_count(metadata: pq.FileMetaData, column: str) -> int | None:
-    """NULLs in a top-level `column`, summed over row groups; a file without it is all NULL there."""
-    names = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
-    if column not in names:
-        return int(metadata.num_rows)
-    index = names.index(column)
-    total = 0
-    for group in range(metadata.num_row_groups):
-        statistics = metadata.row_group(group).column(index).statistics
-        if statistics is None or not statistics.has_null_count:
-            return None
-        total += int(statistics.null_count)
-    return total
+    return FileSchema(path, metadata.num_rows, tuple(columns), tuple(unsupported))
 
 
 def merge(table: str, directory: Path, files: list[FileSchema], wanted: tuple[str, ...]) -> RawDataset:
@@ -262,6 +240,6 @@ def _name(file: FileSchema, directory: Path) -> str:
     return str(file.path.relative_to(directory)) if file.path != directory else file.path.name
 
 
-def inspect(table: str, directory: Path, files: list[Path], wanted: tuple[str, ...], key: str) -> RawDataset:
+def inspect(table: str, directory: Path, files: list[Path], wanted: tuple[str, ...]) -> RawDataset:
     """Read every file's footer and merge their schemas over the `wanted` columns."""
-    return merge(table, directory, [file_schema(path, wanted, key) for path in files], wanted)
+    return merge(table, directory, [file_schema(path, wanted) for path in files], wanted)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from customer_activity.jobs import output_dir
 from customer_activity.jobs.audit import CheckResult
 
 
@@ -92,4 +93,23 @@ class RunReport:
 
     def write(self, path: Path) -> None:
         """Replace the report at `path` in one rename; never writes through a symbolic link."""
-        output_dir.replace_file(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        replace_file(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Replace the file at `path` with `text` in one rename; never writes through a symbolic link.
+
+    Readers see the old file or the new one, never half of one. The temporary file is
+    `.<name>.<random>.tmp` beside it, removed on failure.
+    """
+    if path.is_symlink():
+        raise OSError(f"{path} is a symbolic link")
+    # A fresh, exclusively created file (mkstemp) cannot be a link someone placed.
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import straightforward
 
-from customer_activity.jobs import inputs
+from customer_activity.jobs import inputs, local_catalog
 from customer_activity_testing.outputs import AS_OF, as_utc
 from customer_activity_testing.outputs import published as published_rows
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_the_straightforward_implementation_agrees_with_the_build(spark, sample_source, published_output):
-    raw = inputs.read_input_ports(spark, inputs.InputLocation(directory=sample_source))
+    raw = inputs.read_raw_tables(spark, local_catalog.mounted_source(spark, sample_source))
     result = straightforward.customer_activity(spark, raw, AS_OF, datetime.now(UTC))
 
     computed = [

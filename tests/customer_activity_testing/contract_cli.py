@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from customer_activity.jobs.contract_test import install_duckdb_delta
+from customer_activity.jobs.local_run import install_duckdb_delta
 from customer_activity_testing.paths import REPOSITORY
 
 

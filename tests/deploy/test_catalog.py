@@ -261,6 +261,6 @@ def test_an_existing_table_with_another_schema_is_not_overwritten(contract):
     with pytest.raises(
         ContractDefinitionError, match=r"exists with a schema other than the contract's .*missing columns: updated_at"
     ):
-        publishing.StagingArea(session, output, "run-1").publish(contract)
+        publishing.StagingArea(session, output, "run-1").publish(contract, publishing.ABSENT)
 
     assert not any(s.startswith("INSERT") for s in session.statements)

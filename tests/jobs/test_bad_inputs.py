@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from customer_activity.jobs.build import BuildConfig
+from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import (
     EXIT_CONTRACT_VIOLATION,
@@ -183,11 +184,10 @@ def test_an_as_of_date_out_of_range_is_refused(as_of, command, capsys):
 
 
 def test_a_build_configuration_refuses_an_as_of_date_out_of_range():
+    source, output = InputLocation("main", "raw"), OutputLocation(TableName("main", "out", "customer_activity"))
     with pytest.raises(ConfigurationError, match="the as-of date 0001-01-01 is out of range"):
-        BuildConfig(InputLocation(directory=Path("raw")), OutputLocation(directory=Path("out")), as_of=date.min)
-    assert BuildConfig(
-        InputLocation(directory=Path("raw")), OutputLocation(directory=Path("out")), as_of=date(2999, 12, 31)
-    ).as_of == date(2999, 12, 31)
+        BuildConfig(source, output, as_of=date.min)
+    assert BuildConfig(source, output, as_of=date(2999, 12, 31)).as_of == date(2999, 12, 31)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from customer_activity.jobs import inputs
+from customer_activity.jobs import inputs, local_catalog
 from customer_activity.jobs.build import stage_with_counts
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import output_ports
@@ -58,7 +58,8 @@ def test_the_number_of_shuffle_partitions_does_not_change_the_rows(spark, sample
     previous = spark.conf.get("spark.sql.shuffle.partitions")
     spark.conf.set("spark.sql.shuffle.partitions", partitions)
     try:
-        staged, _ = stage_with_counts(inputs.read_raw_tables(spark, inputs.InputLocation(directory=sample_source)))
+        source = local_catalog.mounted_source(spark, sample_source)
+        staged, _ = stage_with_counts(inputs.read_raw_tables(spark, source))
         candidate = output_ports.customer_activity(staged, AS_OF, datetime.now(UTC), contract.spark_schema)
         # Through Arrow: timestamps keep their zone instead of becoming local wall time.
         computed = [

@@ -11,11 +11,10 @@ import pytest
 import yaml
 from entropy_data_sdk.models import OpenLineageRunEvent
 
-from customer_activity.jobs import secrets
-from customer_activity.jobs.build import LineageSettings
+from customer_activity.jobs import local_catalog, secrets
 from customer_activity.jobs.contract import load_contract
 from customer_activity.jobs.errors import EXIT_INPUT_ERROR, EXIT_OK, ConfigurationError
-from customer_activity.jobs.lineage import DATA_PRODUCT_ID, DatasetName, Lineage
+from customer_activity.jobs.lineage import DATA_PRODUCT_ID, DatasetName, Lineage, LineageSettings
 from customer_activity.jobs.secrets import Secret
 from customer_activity.transforms.input_ports import INPUT_PORTS
 from customer_activity_testing.http_server import Answer, closed_port_url
@@ -62,10 +61,10 @@ def test_a_build_sends_entropy_data_start_then_complete_with_the_key_and_never_s
     assert (start["eventType"], complete["eventType"]) == ("START", "COMPLETE")
     assert start["run"]["runId"] == complete["run"]["runId"]
     assert complete["job"] == {**complete["job"], "namespace": "customer-activity", "name": "customer_activity.build"}
-    assert sorted(d["name"].rsplit("/", 1)[1] for d in complete["inputs"]) == sorted(INPUT_PORTS)
-    assert {d["namespace"] for d in complete["inputs"]} == {"file"}
+    assert sorted(d["name"].rsplit(".", 1)[1] for d in complete["inputs"]) == sorted(INPUT_PORTS)
+    assert {d["namespace"] for d in complete["inputs"]} == {"databricks"}
     [output] = complete["outputs"]
-    assert output["name"] == str((tmp_path / "customer_activity").absolute())
+    assert output["name"] == f"spark_catalog.{local_catalog.schema_name('output', tmp_path)}.customer_activity"
 
     contract = load_contract()
     fields = output["facets"]["schema"]["fields"]

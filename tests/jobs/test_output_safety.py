@@ -1,21 +1,17 @@
-"""The output location: checked before any work, never followed out of, one build at a time, no leftovers."""
+"""A local output directory: checked before any work, never followed out of, no leftovers."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
+from datetime import UTC, datetime
 
 import pytest
 
-from customer_activity.jobs import inputs, output_dir
-from customer_activity.jobs.errors import EXIT_INPUT_ERROR, EXIT_OK, EXIT_OUTPUT_BUSY, EXIT_USAGE, ConfigurationError
-from customer_activity_testing.outputs import AS_OF, build, fingerprint, run_report, table_files
+from customer_activity.jobs import inputs, local_catalog
+from customer_activity.jobs.errors import EXIT_INPUT_ERROR, EXIT_OK, EXIT_USAGE
+from customer_activity_testing.outputs import build, fingerprint, run_report, table_files
 from customer_activity_testing.outputs import published as published_rows
 
 pytestmark = pytest.mark.e2e
@@ -38,15 +34,7 @@ def assert_refused(capsys, expected: str) -> None:
     assert len(error.strip().splitlines()) == 1, error
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        ".customer_activity.staging",
-        ".customer_activity.staging/20261119T060000Z-dead0001",
-        ".customer_activity.lock",
-        "customer_activity_run_report.json",
-    ],
-)
+@pytest.mark.parametrize("name", [".customer_activity.staging", "customer_activity_run_report.json"])
 def test_a_symbolic_link_where_the_job_writes_is_refused_and_not_followed(
     sample_source, output_copy, tmp_path, capsys, inputs_untouched, name
 ):
@@ -54,15 +42,16 @@ def test_a_symbolic_link_where_the_job_writes_is_refused_and_not_followed(
     (elsewhere / "someone's data").mkdir(parents=True)
     (elsewhere / "someone's data" / "keep.txt").write_text("keep me")
     link = output_copy / name
-    link.parent.mkdir(exist_ok=True)
-    if link.exists():
+    if link.is_dir():
+        shutil.rmtree(link)
+    elif link.exists():
         link.unlink()
     link.symlink_to(elsewhere)
     before, files = fingerprint(output_copy), table_files(output_copy)
 
     assert build(sample_source, output_copy) == EXIT_USAGE
 
-    assert_refused(capsys, f"{link} is a symbolic link; the job writes and deletes under {output_copy}")
+    assert_refused(capsys, f"{link} is a symbolic link; the job writes and deletes there")
     assert (elsewhere / "someone's data" / "keep.txt").read_text() == "keep me"
     assert sorted(p.name for p in elsewhere.iterdir()) == ["someone's data"]
     assert link.is_symlink()
@@ -78,8 +67,7 @@ def test_directories_named_like_glob_patterns_are_read_and_published_to(spark, s
     assert build(source, output) == EXIT_OK
     assert run_report(output)["status"] == "succeeded"
     assert published_rows(output).num_rows == run_report(output)["output_rows"] > 0
-    assert not (output / ".customer_activity.staging").exists()
-    assert not [view.name for view in spark.catalog.listTables() if view.name.startswith("customer_activity_staged_")]
+    assert not list((output / ".customer_activity.staging").iterdir())
 
 
 def test_an_output_path_that_is_a_file_is_refused_before_any_work(sample_source, tmp_path, capsys, inputs_untouched):
@@ -97,7 +85,7 @@ def test_an_output_directory_that_cannot_be_created_is_refused(sample_source, tm
 
     assert build(sample_source, tmp_path / "a-file" / "out") == EXIT_USAGE
 
-    assert_refused(capsys, f"the output directory {tmp_path / 'a-file' / 'out'} cannot be created (")
+    assert_refused(capsys, f"the output directory {tmp_path / 'a-file' / 'out'} cannot be written to (")
 
 
 def test_a_read_only_output_directory_is_refused_before_any_work(
@@ -109,7 +97,7 @@ def test_a_read_only_output_directory_is_refused_before_any_work(
         def refused(*args: object, **kwargs: object) -> None:
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr(output_dir.tempfile, "NamedTemporaryFile", refused)
+        monkeypatch.setattr(local_catalog.tempfile, "NamedTemporaryFile", refused)
     else:
         output_copy.chmod(0o555)
     try:
@@ -117,7 +105,7 @@ def test_a_read_only_output_directory_is_refused_before_any_work(
     finally:
         output_copy.chmod(0o755)
 
-    assert_refused(capsys, f"the output directory {output_copy} is not writable (Permission denied)")
+    assert_refused(capsys, f"the output directory {output_copy} cannot be written to (Permission denied)")
     assert table_files(output_copy) == files
 
 
@@ -135,92 +123,21 @@ def test_a_run_report_that_cannot_be_written_never_replaces_the_runs_error(sampl
     assert "the run report could not be written to" in caplog.text
 
 
-def test_leftovers_of_builds_that_died_are_removed_and_reported(output_copy, tmp_path):
-    dead = output_copy / ".customer_activity.staging" / "20261119T060000Z-dead0001"
-    (dead / "_temporary").mkdir(parents=True)
-    (dead / "part-00000.parquet").write_bytes(b"half a candidate")
-    temporary = output_copy / ".customer_activity_run_report.json.x1y2.tmp"
-    temporary.write_text("{")
+def test_candidates_of_builds_killed_long_ago_are_removed_and_a_running_ones_kept(sample_source, output_copy, caplog):
+    staging = output_copy / ".customer_activity.staging"
+    dead = staging / "_customer_activity_staging_20261119t060000z_dead0001"
+    running = staging / f"_customer_activity_staging_{datetime.now(UTC):%Y%m%dt%H%M%Sz}_busy0001"
+    for candidate in (dead, running):
+        (candidate / "_delta_log").mkdir(parents=True)
     files = table_files(output_copy)
 
-    # Cleaning up comes first, once the build holds the output: even a build that then
-    # fails on its inputs has done it.
-    assert build(tmp_path / "no-inputs-here", output_copy) == EXIT_INPUT_ERROR
+    with caplog.at_level(logging.WARNING, logger="customer_activity.jobs.local_catalog"):
+        assert build(sample_source, output_copy) == EXIT_OK
 
     assert not dead.exists()
-    assert not temporary.exists()
-    assert run_report(output_copy)["leftovers_removed"] == [
-        ".customer_activity.staging/20261119T060000Z-dead0001",
-        ".customer_activity_run_report.json.x1y2.tmp",
-    ]
-    assert table_files(output_copy) == files
-
-
-# The first build, in a process of its own: it holds the output while it stages its
-# candidate, says when it begins, and stalls inside the write once its task has
-# handed the first rows to the writer, so the kill lands in the middle of the write.
-_HOLDER = """
-import sys, time
-from customer_activity.jobs import publishing
-from customer_activity.jobs.cli import main
-
-write = publishing.StagingArea.write
-
-def first_batch_then_stall(batches):
-    yield next(batches)
-    time.sleep(600)
-
-def stalling_write(self, candidate):
-    print("STAGING", self.run_id, flush=True)
-    return write(self, candidate.coalesce(1).mapInArrow(first_batch_then_stall, candidate.schema))
-
-publishing.StagingArea.write = stalling_write
-sys.exit(main(["build", "--source-dir", sys.argv[1], "--output-dir", sys.argv[2], "--as-of", sys.argv[3]]))
-"""
-
-
-def test_a_second_build_is_refused_while_one_runs_and_a_killed_one_is_cleaned_up(sample_source, output_copy, capsys):
-    before, files = fingerprint(output_copy), table_files(output_copy)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(sample_source), str(output_copy), AS_OF.isoformat()],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        line = holder.stdout.readline() if holder.stdout else ""
-        assert line.startswith("STAGING "), "the first build never began to stage"
-        first_run = line.split()[1]
-        candidate = output_copy / ".customer_activity.staging" / first_run
-        deadline = time.monotonic() + 120
-        # Spark writes a task's Parquet file under _temporary/ and moves it out on commit.
-        while not list(candidate.rglob("*.parquet")) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert list(candidate.rglob("*.parquet")), "the first build never began to write its candidate"
-        assert not (candidate / "_SUCCESS").exists(), "the candidate was committed: the kill came too late"
-
-        # While the first build writes its candidate, a second one is refused at once.
-        assert build(sample_source, output_copy) == EXIT_OUTPUT_BUSY
-        error = capsys.readouterr().err
-        assert f"another build is publishing into {output_copy} (run {first_run}, process {holder.pid}" in error
-        assert "Traceback" not in error
-
-        # The first build is killed mid-write: its partial candidate stays behind.
-        holder.send_signal(signal.SIGKILL)
-        holder.wait(timeout=60)
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-    assert candidate.exists()
-    assert fingerprint(output_copy) == before
-    assert table_files(output_copy) == files
-
-    # The killed build's lock went with its process: the next build runs, and cleans up.
-    assert build(sample_source, output_copy) == EXIT_OK
-    assert not candidate.exists()
-    report = json.loads((output_copy / "customer_activity_run_report.json").read_text())
-    assert report["leftovers_removed"] == [f".customer_activity.staging/{first_run}"]
-    assert published_rows(output_copy).num_rows == published_rows(output_copy, before["version"]).num_rows
+    assert running.exists(), "a candidate staged less than a day ago may be a running build's"
+    assert f"removing {dead}, left by a build that did not finish" in caplog.text
+    assert table_files(output_copy) != files
 
 
 def test_an_interrupted_build_says_so_in_its_run_report(sample_source, tmp_path, monkeypatch):
@@ -234,37 +151,3 @@ def test_an_interrupted_build_says_so_in_its_run_report(sample_source, tmp_path,
 
     report = run_report(tmp_path)
     assert (report["status"], report["error"]) == ("failed", "interrupted: KeyboardInterrupt")
-
-
-def test_a_leftover_that_cannot_be_removed_is_logged_and_the_rest_still_goes(tmp_path, monkeypatch, caplog):
-    staging = tmp_path / ".customer_activity.staging"
-    (staging / "stuck").mkdir(parents=True)
-    (staging / "gone").mkdir()
-    remove = output_dir.shutil.rmtree
-
-    def refusing(path: object, *args: object, **kwargs: object) -> None:
-        if str(path).endswith("stuck"):
-            raise PermissionError(13, "Permission denied")
-        remove(path, *args, **kwargs)
-
-    monkeypatch.setattr(output_dir.shutil, "rmtree", refusing)
-
-    with caplog.at_level(logging.WARNING, logger="customer_activity.jobs.output_dir"):
-        removed = output_dir.remove_leftovers(tmp_path, staging, ())
-
-    assert removed == [".customer_activity.staging/gone"]
-    assert sorted(p.name for p in staging.iterdir()) == ["stuck"]
-    assert f"could not remove {staging / 'stuck'}, left by an earlier build: Permission denied" in caplog.text
-
-
-def test_a_lock_file_linked_to_a_file_elsewhere_is_refused_and_not_written(tmp_path):
-    elsewhere = tmp_path / "elsewhere.txt"
-    elsewhere.write_text("keep me")
-    output = tmp_path / "out"
-    output.mkdir()
-    os.link(elsewhere, output / output_dir.LOCK_FILE)
-
-    with pytest.raises(ConfigurationError, match="is not a plain file of its own"), output_dir.exclusive(output, "r"):
-        pass
-
-    assert elsewhere.read_text() == "keep me"

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 import straightforward
 
-from customer_activity.jobs import inputs
+from customer_activity.jobs import inputs, local_catalog
 from customer_activity.jobs.build import stage_with_counts
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import output_ports, staging
@@ -28,7 +28,7 @@ ORGANISATION_WINDOW = "windowspecdefinition(organization_id"
 
 @pytest.fixture(scope="module")
 def build_plan(spark, sample_source):
-    raw = inputs.read_raw_tables(spark, inputs.InputLocation(directory=sample_source))
+    raw = inputs.read_raw_tables(spark, local_catalog.mounted_source(spark, sample_source))
     staged, _ = stage_with_counts(raw)
     candidate = output_ports.customer_activity(staged, AS_OF, datetime.now(UTC), load_contract().spark_schema)
     return plans.executed_plan(candidate)
@@ -49,7 +49,7 @@ def no_exchange_reuse(spark):
 
 def test_the_check_sees_the_straightforward_port_read_tables_more_than_once(spark, sample_source, no_exchange_reuse):
     """The same inspection on the dbt-style port, as written: its models read two tables repeatedly."""
-    raw = inputs.read_input_ports(spark, inputs.InputLocation(directory=sample_source))
+    raw = inputs.read_raw_tables(spark, local_catalog.mounted_source(spark, sample_source))
     result = straightforward.customer_activity(spark, raw, AS_OF, datetime.now(UTC))
     scans = plans.scanned_tables(plans.executed_plan(result))
     assert (scans["data_product"], scans["output_port"]) == (3, 2)
@@ -71,7 +71,7 @@ def test_the_organisation_dimension_meets_only_aggregates_and_nothing_is_shuffle
 
 def test_the_check_sees_memberships_joined_to_the_dimension_before_aggregating(spark, sample_source):
     """Joining the child rows first (and aggregating after) is what the check must catch."""
-    raw = inputs.read_input_ports(spark, inputs.InputLocation(directory=sample_source))
+    raw = inputs.read_raw_tables(spark, local_catalog.mounted_source(spark, sample_source))
     organizations = staging.stg_organizations(raw["organization"])
     members = staging.stg_organization_members(raw["organization_member"])
     late = organizations.join(members, on="organization_id", how="left").groupBy("organization_id").count()

@@ -69,7 +69,7 @@ def test_legacy_and_dictionary_encoded_columns_read_as_spark_reads_them(spark, t
     # INT96 timestamps: what Spark and Hive wrote before Parquet had a timestamp type.
     pq.write_table(table, written, use_deprecated_int96_timestamps=True)
 
-    dataset = raw_files.inspect("t", tmp_path, [written], ("id", "at", "n"), "id")
+    dataset = raw_files.inspect("t", tmp_path, [written], ("id", "at", "n"))
 
     assert dataset.problems == []
     assert dataset.schema.simpleString() == "struct<id:string,at:timestamp,n:bigint>"
@@ -86,8 +86,8 @@ def test_the_merged_schema_does_not_depend_on_file_order(tmp_path):
         tmp_path / "b.parquet",
     )
     files = sorted(tmp_path.glob("*.parquet"))
-    forward = raw_files.inspect("t", tmp_path, files, ("id", "v", "d", "x", "absent"), "id")
-    backward = raw_files.inspect("t", tmp_path, files[::-1], ("id", "v", "d", "x", "absent"), "id")
+    forward = raw_files.inspect("t", tmp_path, files, ("id", "v", "d", "x", "absent"))
+    backward = raw_files.inspect("t", tmp_path, files[::-1], ("id", "v", "d", "x", "absent"))
     assert forward.schema == backward.schema
     assert forward.schema.simpleString() == "struct<id:string,v:bigint,d:timestamp_ntz,x:bigint>"
     assert forward.rows_missing_columns == {"x": 1}
@@ -164,11 +164,10 @@ def test_files_that_disagree_on_a_columns_kind_stop_the_run_before_any_work(sour
 
 def test_a_file_without_any_wanted_column_still_counts_its_rows(tmp_path):
     pq.write_table(pa.table({"other": [Decimal(1)]}), tmp_path / "a.parquet")
-    dataset = raw_files.inspect("t", tmp_path, [tmp_path / "a.parquet"], ("id",), "id")
+    dataset = raw_files.inspect("t", tmp_path, [tmp_path / "a.parquet"], ("id",))
     assert dataset.schema.fields == []
     assert dataset.rows_missing_columns == {}
-    assert dataset.rows == 1
-    assert dataset.key_nulls == 1
+    assert [file.rows for file in dataset.files] == [1]
 
 
 def test_a_files_path_has_its_glob_characters_escaped():
