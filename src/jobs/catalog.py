@@ -106,6 +106,19 @@ def create_schema(catalog: str, schema: str) -> str:
     return f"CREATE SCHEMA IF NOT EXISTS {identifier('catalog', catalog)}.{identifier('schema', schema)}"
 
 
+def create_staging_table(table: TableName, schema: T.StructType) -> str:
+    """An empty table for one run's candidate, which is read once, by the audit and the commit.
+
+    Without per-file statistics: Delta would compute them for every column on writing,
+    for data skipping that a table read whole never does.
+    """
+    columns = ", ".join(_column_definition(field, None) for field in schema.fields)
+    return (
+        f"CREATE TABLE {table.quoted} ({columns}) USING DELTA "
+        "TBLPROPERTIES ('delta.dataSkippingNumIndexedCols' = '0')"
+    )
+
+
 def _column_definition(field: T.StructField, description: str | None) -> str:
     parts = [identifier("column", field.name), field.dataType.simpleString().upper()]
     if not field.nullable:

@@ -156,8 +156,7 @@ class StagingArea:
         # Created empty, then appended to: a CREATE TABLE AS SELECT runs its query out of
         # sight of the metrics the candidate observes (the run report's counts), which
         # then had to be counted again with a pass over the inputs per table.
-        empty = self._spark.createDataFrame([], candidate.schema)
-        empty.write.format(TABLE_FORMAT).mode("error").saveAsTable(self.table.quoted)
+        self._spark.sql(catalog.create_staging_table(self.table, candidate.schema))
         candidate.write.format(TABLE_FORMAT).mode("append").saveAsTable(self.table.quoted)
         return self._spark.read.table(self.table.quoted)
 
