@@ -89,15 +89,37 @@ class BuildConfig:
             raise ConfigurationError(problem)
 
 
-def _counted(what: str, observation: Observation, frame: DataFrame, metrics: list[Column]) -> dict[str, int]:
-    """The observed metrics, or, where Spark collected none, the same counted directly."""
+# How long the run report waits for Spark to hand over observed metrics after the build's
+# write, which its listener bus may do a moment later.
+_OBSERVATION_WAIT_SECONDS = 1.0
+
+
+def _observed(observation: Observation, deadline: float) -> dict[str, int] | None:
+    """The observed metrics, or None where Spark collected none by `deadline`."""
+    # Classic Spark 4.0's `get` waits forever for a plan that ran no task (an empty table);
+    # Spark Connect's raises. So classic Spark's own future is asked whether it is done.
+    java = getattr(observation, "_jo", None)
+    while java is not None and not java.future().isCompleted():
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.01)
     try:
         return dict(observation.get)
-    except Exception:  # noqa: BLE001 - Spark raises JVM errors of several kinds here
-        # Spark collects no observed metrics from a plan that ran no task (an empty
-        # table): count directly, which is cheap for exactly that case.
-        logger.info("%s were not observed while the build ran; counted directly", what)
-        return {name: int(value) for name, value in aggregate(frame, metrics).items()}
+    except Exception:  # noqa: BLE001 - Spark raises errors of several kinds here
+        return None
+
+
+def _counted(
+    what: str, deadline: float, observation: Observation, frame: DataFrame, metrics: list[Column]
+) -> dict[str, int]:
+    """The observed metrics, or, where Spark collected none, the same counted directly."""
+    observed = _observed(observation, deadline)
+    if observed is not None:
+        return observed
+    # Spark collects no observed metrics from a plan that ran no task (an empty table):
+    # count directly, which is cheap for exactly that case.
+    logger.info("%s were not observed while the build ran; counted directly", what)
+    return {name: int(value) for name, value in aggregate(frame, metrics).items()}
 
 
 class StagingCounts:
@@ -121,8 +143,7 @@ class StagingCounts:
             F.count_if(F.col(self.model.port.key).isNull()).alias("null_key_rows"),
         ]
         self._raw_observed = (Observation(f"{self.model.port.table}_raw"), self.raw, metrics)
-        frame = self.raw.observe(self._raw_observed[0], *metrics)
-        return staging.stage(frame, self.model, on_kept=self._observe_kept)
+        return staging.stage(self._observe(self._raw_observed), self.model, on_kept=self._observe_kept)
 
     def _observe_kept(self, parsed: DataFrame) -> DataFrame:
         metrics = [
@@ -130,14 +151,29 @@ class StagingCounts:
             F.count_if(F.col(staging.UNPARSEABLE)).alias("unparseable_timestamp_rows"),
         ]
         self._kept_observed = (Observation(f"{self.model.port.table}_kept"), parsed, metrics)
-        return parsed.observe(self._kept_observed[0], *metrics)
+        return self._observe(self._kept_observed)
 
-    def report(self) -> TableReport:
-        """The counts; call it after the staged frame has been computed."""
+    @staticmethod
+    def _observe(observed: tuple[Observation, DataFrame, list[Column]]) -> DataFrame:
+        observation, frame, metrics = observed
+        if type(frame).__module__.startswith("pyspark.sql.connect"):
+            # The Spark Connect client of Spark 4.0 (and Databricks Connect 17) fails on a plan
+            # where one observation feeds both sides of a join, as a staged table that two
+            # models read does (SPARK-56322, fixed in Spark 4.2): the counts are then taken
+            # directly after the build, at the cost of another pass over each table.
+            return frame
+        return frame.observe(observation, *metrics)
+
+    def report(self, deadline: float | None = None) -> TableReport:
+        """The counts; call it after the staged frame has been computed.
+
+        Metrics Spark has not handed over by `deadline` (time.monotonic()) are counted directly.
+        """
         if self._raw_observed is None or self._kept_observed is None:
             raise RuntimeError("report() before stage(): nothing was counted")
-        raw = _counted(f"{self.model.port.table}'s raw rows", *self._raw_observed)
-        kept = _counted(f"{self.model.port.table}'s kept rows", *self._kept_observed)
+        deadline = time.monotonic() + _OBSERVATION_WAIT_SECONDS if deadline is None else deadline
+        raw = _counted(f"{self.model.port.table}'s raw rows", deadline, *self._raw_observed)
+        kept = _counted(f"{self.model.port.table}'s kept rows", deadline, *self._kept_observed)
         # Only versioned tables drop rows without a key; test results keep them all.
         dropped = raw["null_key_rows"] if self.model.port.versioned else 0
         return TableReport(
@@ -233,7 +269,9 @@ def _run(spark: SparkSession, config: BuildConfig, contract: OutputContract, rep
     with publishing.StagingArea(spark, config.output, config.run_id) as staging_area:
         with _timed(report, "build_and_stage"):
             staged_output = staging_area.write(candidate)
-        report.inputs = {table: count.report() for table, count in counts.items()}
+        # One wait for all: once one table's metrics have arrived, the others' have too.
+        deadline = time.monotonic() + _OBSERVATION_WAIT_SECONDS
+        report.inputs = {table: count.report(deadline) for table, count in counts.items()}
         with _timed(report, "audit"):
             result = audit(staged_output, contract, view=f"customer_activity_candidate_{uuid.uuid4().hex[:12]}")
         report.checks, report.output_rows = result.checks, result.rows

@@ -114,8 +114,7 @@ def create_staging_table(table: TableName, schema: T.StructType) -> str:
     """
     columns = ", ".join(_column_definition(field, None) for field in schema.fields)
     return (
-        f"CREATE TABLE {table.quoted} ({columns}) USING DELTA "
-        "TBLPROPERTIES ('delta.dataSkippingNumIndexedCols' = '0')"
+        f"CREATE TABLE {table.quoted} ({columns}) USING DELTA TBLPROPERTIES ('delta.dataSkippingNumIndexedCols' = '0')"
     )
 
 

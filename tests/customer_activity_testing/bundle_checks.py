@@ -136,3 +136,38 @@ def variable_problems(bundle: dict) -> list[str]:
             if "default" not in definition and "lookup" not in definition and name not in values:
                 problems.append(f"target {target}: variable {name} has no value")
     return problems
+
+
+# The Spark of each serverless environment version, through the Databricks Connect client it
+# runs. Source: Databricks' release notes, "Serverless environment versions"
+# (docs.databricks.com/aws/en/release-notes/serverless/environment-version): version 4 runs
+# Python 3.12 with Databricks Connect 17.2 (the wheel's pyspark/version.py: 4.0.0), versions
+# 1 to 3 Databricks Connect 14.3, 15.4 and 16.4 (Spark 3.5). A version not listed here has to
+# be looked up, and added, before the bundle moves to it.
+SERVERLESS_SPARK = {"1": "3.5", "2": "3.5", "3": "3.5", "4": "4.0"}
+
+
+def pinned(root: Path, package: str) -> str:
+    """The version requirements/constraints.txt pins `package` to."""
+    for line in (root / "requirements" / "constraints.txt").read_text().splitlines():
+        if line.startswith(f"{package}=="):
+            return line.split("==", 1)[1].split(";")[0].strip()
+    raise LookupError(f"{package} is not pinned")
+
+
+def environment_problems(bundle: dict, spark_version: str) -> list[str]:
+    """Every serverless environment the bundle runs is on the Spark minor of `spark_version`."""
+    minor = ".".join(spark_version.split(".")[:2])
+    declared = bundle.get("variables", {}).get("environment_version", {}).get("default")
+    versions = {"default": declared} | {
+        target: (spec or {}).get("variables", {}).get("environment_version", declared)
+        for target, spec in bundle.get("targets", {}).items()
+    }
+    problems = []
+    for where, version in versions.items():
+        spark = SERVERLESS_SPARK.get(str(version))
+        if spark is None:
+            problems.append(f"{where}: serverless environment {version} has no known Spark version")
+        elif spark != minor:
+            problems.append(f"{where}: serverless environment {version} runs Spark {spark}, the pins Spark {minor}")
+    return problems

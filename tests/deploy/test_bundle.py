@@ -6,6 +6,7 @@ import copy
 import json
 
 import jsonschema
+import pyspark
 import pytest
 import yaml
 
@@ -189,3 +190,19 @@ def test_only_prod_reports_to_the_marketplace_under_the_products_name(bundle):
     assert bundle["targets"]["dev"]["variables"]["secret_scope"] == ""
     assert "secret_scope" not in bundle["targets"]["prod"].get("variables", {})
     assert bundle["variables"]["secret_scope"]["default"] == "entropy-data"
+
+
+def test_the_serverless_environment_runs_the_spark_that_the_tests_run(bundle):
+    pinned = checks.pinned(REPOSITORY, "pyspark")
+    assert pyspark.__version__ == pinned, "the environment is not the one requirements/constraints.txt pins"
+    assert checks.environment_problems(bundle, pinned) == []
+
+
+def test_an_environment_on_another_spark_is_named(broken):
+    broken["variables"]["environment_version"]["default"] = "3"
+    broken["targets"]["prod"].setdefault("variables", {})["environment_version"] = "9"
+    assert checks.environment_problems(broken, "4.0.5") == [
+        "default: serverless environment 3 runs Spark 3.5, the pins Spark 4.0",
+        "dev: serverless environment 3 runs Spark 3.5, the pins Spark 4.0",
+        "prod: serverless environment 9 has no known Spark version",
+    ]
