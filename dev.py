@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Set up the project's environment when needed, then run the job or the tests.
 
-    python3 dev.py run   [customer-activity run options]   # the main job, locally
+    python3 dev.py run   [--workdir DIR --organizations N ...]  # the main job, locally
     python3 dev.py test  [pytest options]                  # the test suite
+    python3 dev.py generate --output-dir DIR [...]         # only the sample raw tables
     python3 dev.py check                                   # static checks: ruff, mypy
     python3 dev.py bench [benchmarks/run.py options]       # the performance benchmark
     python3 dev.py wheel [--wheel-dir DIR]                 # the wheel the bundle deploys
@@ -17,6 +18,7 @@ pyproject.toml or the constraints change, or when a module is added or removed.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -31,6 +33,8 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 CONSTRAINTS = ROOT / "requirements" / "constraints.txt"
 STAMP = VENV / ".customer-activity-installed"
 SOURCES = ROOT / "src"
+# Local developer tooling, outside the package the bundle deploys; on the environment's path.
+TOOLS = ROOT / "tools"
 # uv resolves and installs the ~80 pinned packages (PySpark alone is 450 MB) several
 # times faster than pip; it is itself installed from the package index with pip.
 UV_VERSION = "0.13.9"
@@ -104,21 +108,34 @@ def ensure_environment() -> None:
         ],
         check=True,
     )
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    Path(purelib, "customer-activity-tools.pth").write_text(f"{TOOLS}\n")
     STAMP.write_text(wanted)
 
 
-def ensure_jvm_cache() -> None:
-    """Spark's classes saved once for faster JVM starts (src/jobs/jvm_cache.py); only an optimisation."""
+def jvm_cache_environment() -> dict[str, str]:
+    """Spark's jars and classes saved once for faster JVM starts (tools/customer_activity_dev/jvm_cache.py),
+    as the variables that hand them to the commands started here; only an optimisation."""
+    python = str(BIN / "python")
     result = subprocess.run(
-        [str(BIN / "python"), "-m", "customer_activity.jobs.jvm_cache"],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
+        [python, "-m", "customer_activity_dev.jvm_cache"], cwd=ROOT, stderr=subprocess.PIPE, text=True, check=False
     )
     if result.returncode != 0:
         # The training run's own log says why; everything works without the archive.
         print("\n".join(result.stderr.splitlines()[-20:]), file=sys.stderr)
+    found = subprocess.run(
+        [python, "-m", "customer_activity_dev.jvm_cache", "env"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    try:
+        variables: dict[str, str] = json.loads(found.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {}
+    return variables
 
 
 def static_checks(argv: list[str]) -> int:
@@ -172,7 +189,8 @@ def build_wheel(argv: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     commands = {
-        "run": [str(BIN / "customer-activity"), "run"],
+        "run": [str(BIN / "python"), "-m", "customer_activity_dev", "run"],
+        "generate": [str(BIN / "python"), "-m", "customer_activity_dev", "generate"],
         "test": [str(BIN / "python"), "-m", "pytest"],
         "bench": [str(BIN / "python"), str(ROOT / "benchmarks" / "run.py")],
         "check": None,
@@ -189,12 +207,13 @@ def main(argv: list[str]) -> int:
     if argv[0] == "check":
         return static_checks(argv[1:])
     command = commands[argv[0]]
+    environment = dict(os.environ)
     if argv[0] in {"run", "test", "bench", "shell-env"}:
-        ensure_jvm_cache()
+        environment.update(jvm_cache_environment())
     if command is None:
         print(f"dev.py: environment ready: {VENV}")
         return 0
-    return subprocess.run([*command, *argv[1:]], cwd=ROOT, check=False).returncode
+    return subprocess.run([*command, *argv[1:]], cwd=ROOT, env=environment, check=False).returncode
 
 
 if __name__ == "__main__":

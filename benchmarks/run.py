@@ -45,11 +45,12 @@ import straightforward
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
-from customer_activity.jobs import inputs, local_catalog, publishing, sample_data, session
+from customer_activity.jobs import inputs, local_catalog, publishing, session
 from customer_activity.jobs.build import BuildConfig, run_build
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import output_ports
 from customer_activity.transforms.staging import STAGING_MODELS, stage_all
+from customer_activity_dev import sample_data
 
 HERE = Path(__file__).resolve().parent
 AS_OF = date(2026, 11, 20)

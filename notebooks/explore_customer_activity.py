@@ -33,10 +33,11 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from customer_activity.jobs import inputs, local_catalog, sample_data, session
+from customer_activity.jobs import inputs, local_catalog, session
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import intermediate, output_ports
 from customer_activity.transforms.staging import stage_all
+from customer_activity_dev import sample_data
 
 ON_DATABRICKS = "DATABRICKS_RUNTIME_VERSION" in os.environ
 

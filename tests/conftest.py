@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from customer_activity.jobs import sample_data, session
+from customer_activity.jobs import session
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import EXIT_OK
+from customer_activity_dev import sample_data
 from customer_activity_testing.http_server import RecordingServer
 from customer_activity_testing.outputs import AS_OF
 

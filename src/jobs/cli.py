@@ -30,13 +30,11 @@ from customer_activity.jobs.session import create_spark_session
 
 logger = logging.getLogger("customer_activity")
 
-# Where `run` puts its sample input and output, relative to where it is started.
-DEFAULT_WORKDIR = Path("local-run")
 # The ODPS file sits at the top of the checkout; CI publishes from there.
 DEFAULT_PRODUCT_FILE = Path("customer-activity.odps.yaml")
 
 
-def _as_of(text: str) -> date:
+def as_of_date(text: str) -> date:
     try:
         day = date.fromisoformat(text)
     except ValueError:
@@ -47,7 +45,7 @@ def _as_of(text: str) -> date:
     return day
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(text)
@@ -60,17 +58,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    run = commands.add_parser(
-        "run",
-        help="generate sample raw tables, build the output locally, test it against the contract",
-    )
-    run.add_argument(
-        "--workdir", type=Path, default=DEFAULT_WORKDIR, help="where sample input and output go (default: %(default)s)"
-    )
-    run.add_argument("--organizations", type=_positive, default=500, help="size of the sample (default: %(default)s)")
-    run.add_argument("--seed", type=int, default=42, help="seed of the sample (default: %(default)s)")
-    run.add_argument("--as-of", type=_as_of, default=None, help="as-of date D, YYYY-MM-DD (default: today in UTC)")
 
     build = commands.add_parser(
         "build",
@@ -122,12 +109,6 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--dry-run", action="store_true", help="print the requests instead of sending them")
     publish.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default: %(default)s)")
 
-    generate = commands.add_parser("generate", help="write a deterministic sample of the seven raw tables")
-    generate.add_argument("--output-dir", type=Path, required=True)
-    generate.add_argument("--organizations", type=_positive, default=500)
-    generate.add_argument("--seed", type=int, default=42)
-    generate.add_argument("--as-of", type=_as_of, default=None)
-
     test = commands.add_parser(
         "test-contract",
         help="test a published output with datacontract-cli, optionally publishing the results",
@@ -159,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _as_of_or_today(text: str) -> date | None:
     """Like --as-of, but empty means today: a job parameter may be passed on empty."""
-    return _as_of(text) if text.strip() else None
+    return as_of_date(text) if text.strip() else None
 
 
 def _marketplace_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
@@ -247,14 +228,8 @@ def _today() -> date:
 
 
 # Each command imports the modules only it uses, in its own function: a `build` on a
-# job cluster then loads neither the marketplace client, nor the sample generator,
-# nor the contract test engine (each start pays for every import).
-
-
-def _generate(args: argparse.Namespace) -> int:
-    from customer_activity.jobs import sample_data  # noqa: PLC0415
-
-    return sample_data.write_sample(args.output_dir, args.organizations, args.as_of or _today(), args.seed)
+# job cluster then loads neither the marketplace client nor the contract test engine
+# (each start pays for every import).
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -301,15 +276,6 @@ def _publish_to_marketplace(args: argparse.Namespace) -> int:
     return marketplace.publish_product(config)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from customer_activity.jobs import local_run  # noqa: PLC0415
-
-    config = local_run.LocalRunConfig(
-        workdir=args.workdir, organizations=args.organizations, seed=args.seed, as_of=args.as_of or _today()
-    )
-    return local_run.run(config)
-
-
 def _restore(args: argparse.Namespace) -> int:
     _check_locations(args)
     spark = create_spark_session()
@@ -336,9 +302,7 @@ def _test_contract(args: argparse.Namespace) -> int:
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "run": _run,
     "build": _build,
-    "generate": _generate,
     "test-contract": _test_contract,
     "publish": _publish_to_marketplace,
     "restore": _restore,

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from customer_activity.jobs import jvm_cache
 from customer_activity.jobs.errors import ConfigurationError
 
 _LOCAL_SESSION_CONF = {
@@ -42,8 +40,8 @@ _JVM_OPTIONS = ("-XX:+UseParallelGC",)
 # organisations, 0.92 at 100 000. A session running dozens of builds gains from it (the
 # test suite took 4:00 without it).
 _SHORT_RUN_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1",)
-# What Spark's launcher appends to the class path, after Spark's own jars.
-_DIST_CLASSPATH = "SPARK_DIST_CLASSPATH"
+# How Ivy names the jar of delta-spark (io.delta_delta-spark_2.13-4.0.1.jar).
+DELTA_JAR_PREFIX = "io.delta_delta-spark_"
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -51,18 +49,14 @@ DELTA_CONF = {
 
 
 def create_spark_session(
-    remote: str | None = None,
-    warehouse: Path | None = None,
-    long_lived: bool = False,
-    dump_classes_to: Path | None = None,
+    remote: str | None = None, warehouse: Path | None = None, long_lived: bool = False
 ) -> SparkSession:
     """The job's session: Databricks' own, a Spark Connect one, or embedded local Spark with Delta.
 
     Every session works in UTC: timestamps without an offset are UTC instants.
     `warehouse` is where a local session's catalog keeps managed tables. A local session
     that will run many builds (a test session, a benchmark) is `long_lived`; a command's
-    runs one and ends. A local session starts from the class archive when there is one;
-    the training run that makes it gives `dump_classes_to` (see jvm_cache).
+    runs one and ends.
     """
     if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         spark = SparkSession.builder.getOrCreate()
@@ -70,52 +64,41 @@ def create_spark_session(
         builder = SparkSession.builder
         spark = (builder.remote(remote) if remote else builder).getOrCreate()
     else:
-        known_jars = jvm_cache.known_delta_jars()
-        archive_options = jvm_cache.java_options(known_jars, dump_classes_to)
-        spark = _local_session(local_conf(warehouse, long_lived, archive_options), known_jars)
+        spark = _local_session(local_conf(warehouse, long_lived))
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     return spark
 
 
-def local_conf(warehouse: Path | None, long_lived: bool, archive_options: Sequence[str] = ()) -> dict[str, str]:
-    """The settings of an embedded session; `archive_options` are the class archive's JVM options."""
+def local_conf(warehouse: Path | None, long_lived: bool) -> dict[str, str]:
+    """The settings of an embedded session."""
     conf = {**_LOCAL_SESSION_CONF, **DELTA_CONF}
     if warehouse is not None:
         conf["spark.sql.warehouse.dir"] = str(warehouse.absolute())
-    java_options = [*([] if long_lived else _SHORT_RUN_JVM_OPTIONS), *_JVM_OPTIONS, *archive_options]
+    java_options = [*([] if long_lived else _SHORT_RUN_JVM_OPTIONS), *_JVM_OPTIONS]
     # Spark's place for defaults: a user's own spark.driver.extraJavaOptions add to them.
     conf["spark.driver.defaultJavaOptions"] = " ".join(java_options)
     return conf
 
 
-def _local_session(conf: dict[str, str], known_jars: list[Path] | None) -> SparkSession:
-    """An embedded session with Delta: its jars from `known_jars` (see jvm_cache), else resolved by Ivy."""
+def _local_session(conf: dict[str, str]) -> SparkSession:
+    """An embedded session with Delta, its jars from the class path if there, else resolved by Ivy."""
     # Embedded Spark talks only to itself: binding to loopback needs no network and
     # avoids guessing (and warning about) the machine's external address.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master("local[*]").appName("customer-activity")
     for key, value in conf.items():
         builder = builder.config(key, value)
-    if known_jars is not None:
-        # Where an earlier session's Ivy put them (see jvm_cache): no resolution, and
-        # the class archive can hold their classes. Only for this JVM's launch: the
-        # process's children (a `customer-activity` it starts) choose their own.
-        before = os.environ.get(_DIST_CLASSPATH)
-        os.environ[_DIST_CLASSPATH] = jvm_cache.class_path_with(before, known_jars)
-        try:
-            return builder.getOrCreate()
-        finally:
-            if before is None:
-                os.environ.pop(_DIST_CLASSPATH, None)
-            else:
-                os.environ[_DIST_CLASSPATH] = before
+    if DELTA_JAR_PREFIX in os.environ.get("SPARK_DIST_CLASSPATH", ""):
+        # A development environment put Delta's jars on the class path (`python3 dev.py`
+        # does, from where Ivy put them once): nothing to resolve.
+        return builder.getOrCreate()
     # delta-spark is in the `local` extra only: Databricks brings Delta with its Spark.
     from delta import configure_spark_with_delta_pip  # noqa: PLC0415
 
     try:
         # Spark resolves Delta's jars with Ivy: from Maven Central on the first run,
         # from the cache under ~/.ivy2* after that.
-        spark = configure_spark_with_delta_pip(builder).getOrCreate()
+        return configure_spark_with_delta_pip(builder).getOrCreate()
     except Exception as error:
         raise ConfigurationError(
             "the output port is a Delta table, and Spark could not load Delta Lake's jars "
@@ -123,5 +106,3 @@ def _local_session(conf: dict[str, str], known_jars: list[Path] | None) -> Spark
             "into Ivy's cache under your home directory: check that Maven Central can be reached, "
             "or provide the jars with spark.jars."
         ) from error
-    jvm_cache.remember_delta_jars(spark.sparkContext.getConf().get("spark.jars", ""))
-    return spark

@@ -1,4 +1,4 @@
-"""The README's plain `datacontract test --server local` command, run as a user runs it."""
+"""The plain `datacontract test --server local` command of docs/local.md, run as a user runs it."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from customer_activity.jobs.local_run import install_duckdb_delta
+from customer_activity_dev.local_run import install_duckdb_delta
 from customer_activity_testing.paths import REPOSITORY
 
 
 def readme_command() -> list[str]:
-    readme = (REPOSITORY / "README.md").read_text()
-    [line] = [line for line in readme.splitlines() if re.match(r"\.venv/bin/datacontract test --server local ", line)]
+    page = (REPOSITORY / "docs" / "local.md").read_text()
+    [line] = [line for line in page.splitlines() if re.match(r"\.venv/bin/datacontract test --server local ", line)]
     return shlex.split(line)
 
 

@@ -8,9 +8,8 @@ import sys
 
 UNUSED_BY_BUILD = (
     "customer_activity.jobs.marketplace",
-    "customer_activity.jobs.sample_data",
     "customer_activity.jobs.contract_test",
-    "customer_activity.jobs.local_run",
+    "customer_activity_dev",
     "entropy_data_sdk",
 )
 
@@ -30,7 +29,7 @@ def loaded_after(arguments: list[str]) -> set[str]:
     return set(json.loads(finished.stdout.splitlines()[-1]))
 
 
-def test_the_build_command_loads_neither_the_marketplace_nor_the_sample_nor_the_test_engine():
+def test_the_build_command_loads_neither_the_marketplace_nor_the_test_engine_nor_dev_tooling():
     loaded = loaded_after(["build", "--help"])
     assert "customer_activity.jobs.build" in loaded
     assert loaded.isdisjoint(UNUSED_BY_BUILD), sorted(loaded & set(UNUSED_BY_BUILD))

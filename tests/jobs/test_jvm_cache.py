@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from customer_activity.jobs import jvm_cache
+from customer_activity_dev import jvm_cache
 
 DELTA_JAR = "io.delta_delta-spark_4.2_2.13-4.4.0.jar"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from customer_activity.jobs.local_run import install_duckdb_delta
+from customer_activity_dev.local_run import install_duckdb_delta
 from customer_activity_testing import contract_cli
 
 pytestmark = pytest.mark.e2e

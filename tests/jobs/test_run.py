@@ -1,12 +1,12 @@
-"""`customer-activity run`, the README's first command: sample, build, contract test, summary."""
+"""`python3 dev.py run`, the README's first command: sample, build, contract test, summary."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
-from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import EXIT_OK
+from customer_activity_dev.__main__ import main
 from customer_activity_testing import contract_cli
 from customer_activity_testing.outputs import AS_OF, run_report
 from customer_activity_testing.paths import REPOSITORY

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pyspark
 
-from customer_activity.jobs import jvm_cache, session
+from customer_activity.jobs import session
+from customer_activity_dev import jvm_cache
 
 JIT_OPTION = "-XX:TieredStopAtLevel=1"
 COLLECTOR_OPTION = "-XX:+UseParallelGC"
@@ -27,55 +28,44 @@ def test_a_long_lived_session_keeps_it_as_this_test_session_does(spark):
     assert COLLECTOR_OPTION in jvm_arguments(spark)
 
 
-def test_the_class_archives_options_come_after_the_short_run_ones():
-    options = ['"-XX:SharedArchiveFile=/c/a.jsa"', "-Xlog:cds=off,cds+dynamic=off"]
-    assert session.local_conf(None, long_lived=False, archive_options=options)[JAVA_OPTIONS] == (
-        f'{SHORT_RUN_OPTIONS} "-XX:SharedArchiveFile=/c/a.jsa" -Xlog:cds=off,cds+dynamic=off'
-    )
-    assert session.local_conf(None, long_lived=True, archive_options=options)[JAVA_OPTIONS] == " ".join(
-        [COLLECTOR_OPTION, *options]
-    )
-
-
 def test_spark_submit_gives_the_jvm_the_archive_intact_and_deltas_jars_after_sparks_own(tmp_path, monkeypatch):
     # What spark-submit's launcher makes of the session's settings, without starting Spark.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / 'a "cache" with\\ spaces'))
     monkeypatch.delenv(jvm_cache.SWITCH, raising=False)
-    archive = jvm_cache.archive_path(jvm_cache.known_delta_jars())
+    delta_jar = tmp_path / "ivy" / "io.delta_delta-spark_2.13-4.0.1.jar"
+    delta_jar.parent.mkdir()
+    delta_jar.write_bytes(b"jar")
+    archive = jvm_cache.archive_path([delta_jar])
     java = jvm_cache.java_binary()
     assert archive is not None
     assert java is not None
     archive.parent.mkdir(parents=True)
     archive.write_bytes(b"classes")
-    options = session.local_conf(
-        None, long_lived=False, archive_options=jvm_cache.java_options(jvm_cache.known_delta_jars())
-    )[JAVA_OPTIONS]
-    delta_jar = tmp_path / "ivy" / "io.delta_delta-spark_4.2_2.13-4.4.0.jar"
+    options = session.local_conf(None, long_lived=False)[JAVA_OPTIONS]
     spark_home = Path(pyspark.__file__).parent
     launcher = [str(java), "-cp", str(spark_home / "jars" / "*"), "org.apache.spark.launcher.Main"]
-    environment = os.environ | {
-        "SPARK_HOME": str(spark_home),
-        "SPARK_SCALA_VERSION": "2.13",
-        "SPARK_DIST_CLASSPATH": jvm_cache.class_path_with(None, [delta_jar]),
-    }
+    # What dev.py hands the commands it starts.
+    given = {k: v for k, v in os.environ.items() if k not in ("SPARK_DIST_CLASSPATH", "SPARK_SUBMIT_OPTS")}
+    environment = (
+        given
+        | {"SPARK_HOME": str(spark_home), "SPARK_SCALA_VERSION": "2.13"}
+        | jvm_cache.environment(given, [delta_jar])
+    )
     submit = ["org.apache.spark.deploy.SparkSubmit", "--conf", f"{JAVA_OPTIONS}={options}", "pyspark-shell"]
     launched = subprocess.run([*launcher, *submit], capture_output=True, text=True, env=environment, check=True)
     command = launched.stdout.split("\0")
     ours = command.index(JIT_OPTION)
-    assert command[ours : ours + 4] == [
-        JIT_OPTION,
-        "-XX:+UseParallelGC",
-        f"-XX:SharedArchiveFile={archive}",
-        "-Xlog:cds=off,cds+dynamic=off",
-    ]
+    assert command[ours : ours + 2] == [JIT_OPTION, "-XX:+UseParallelGC"]
+    assert f"-XX:SharedArchiveFile={archive}" in command
+    assert "-Xlog:cds=off,cds+dynamic=off" in command
     class_path = command[command.index("-cp") + 1].split(os.pathsep)
     assert class_path[-1] == str(delta_jar)
     assert any(Path(entry).parent == spark_home / "jars" for entry in class_path[:-1])
 
 
 def test_this_test_sessions_jvm_got_the_archive_it_was_given(spark):
-    # dev.py makes the archive before the tests, so this session started from it.
-    given = shlex.split(spark.sparkContext.getConf().get(JAVA_OPTIONS, ""))
+    # dev.py makes the archive before the tests and hands it to them, so this session started from it.
+    given = shlex.split(os.environ.get("SPARK_SUBMIT_OPTS", ""))
     archive_options = [option for option in given if option.startswith("-XX:SharedArchiveFile=")]
     assert archive_options == [argument for argument in jvm_arguments(spark) if argument in archive_options]
 
@@ -97,10 +87,11 @@ def test_without_a_warehouse_spark_keeps_its_own_default():
 
 
 def test_deltas_classes_come_from_the_class_path_unless_ivy_resolved_them_for_this_session(spark):
-    # Recorded by the first session (dev.py makes sure of one before the tests): then
-    # Spark's launcher put them on the class path, where the class archive can hold them.
-    jvm = spark.sparkContext._jvm
-    loader = jvm.java.lang.Class.forName("io.delta.sql.DeltaSparkSessionExtension").getClassLoader()
-    from_class_path = loader.equals(jvm.java.lang.ClassLoader.getSystemClassLoader())
+    # Handed over by dev.py, Spark's launcher put them on the class path, where the class
+    # archive can hold them; otherwise Ivy resolved them for this session.
     resolved_by_ivy = spark.sparkContext.getConf().get("spark.jars.packages", None) is not None
-    assert from_class_path != resolved_by_ivy
+    assert resolved_by_ivy != (session.DELTA_JAR_PREFIX in os.environ.get("SPARK_DIST_CLASSPATH", ""))
+    if not resolved_by_ivy:
+        jvm = spark.sparkContext._jvm
+        loader = jvm.java.lang.Class.forName("io.delta.sql.DeltaSparkSessionExtension").getClassLoader()
+        assert loader.equals(jvm.java.lang.ClassLoader.getSystemClassLoader())

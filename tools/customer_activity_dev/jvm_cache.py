@@ -2,8 +2,8 @@
 
 Delta Lake's jars. `configure_spark_with_delta_pip` has Spark resolve them with Ivy at
 every start (from Maven Central the first time, from Ivy's cache after that) and load them
-through a class loader of their own. The first session records where Ivy put them; later
-sessions put them on the JVM's class path (after Spark's own jars, as Spark's loader did)
+through a class loader of their own. A first session records where Ivy put them; later
+ones get them on the JVM's class path (after Spark's own jars, as Spark's loader did)
 and skip Ivy: measured at 500 organisations with the class archive, `build` 13.5 s instead
 of 15.3 s, whole process.
 
@@ -16,9 +16,10 @@ Measured at 500 organisations, whole process: `build` 16-18 s instead of 21 s.
 The archive is made by a training run: a small sample generated, built and contract-tested
 in a JVM started with `-XX:ArchiveClassesAtExit`, which writes the classes it loaded when it
 exits. `python3 dev.py` runs it once, before `run`, `test` and `bench`
-(`python -m customer_activity.jobs.jvm_cache`). Local sessions use the archive when it
-exists; without it they start as before. The training run first makes sure Delta's jars are
-known, so that the archive holds Delta's classes too.
+(`python -m customer_activity_dev.jvm_cache`), and hands the commands it starts the
+variables that use both (`environment`); without them Spark starts as before. The
+training run first makes sure Delta's jars are known, so that the archive holds Delta's
+classes too.
 
 A JVM given a truncated archive may crash, so the archive is written under a temporary name
 and renamed only after its JVM exited cleanly. The archive only fits the Java runtime and the
@@ -38,6 +39,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import io
+import json
 import logging
 import os
 import shutil
@@ -45,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlparse
@@ -235,17 +237,20 @@ def train(archive: Path) -> str | None:
     # Imported here: checking whether an archive exists must not pay for Spark's imports.
     from pyspark import SparkContext  # noqa: PLC0415
 
-    from customer_activity.jobs import local_run, session  # noqa: PLC0415
+    from customer_activity.jobs import session  # noqa: PLC0415
     from customer_activity.jobs.errors import EXIT_OK  # noqa: PLC0415
     from customer_activity.jobs.lineage import Lineage  # noqa: PLC0415
+    from customer_activity_dev import local_run  # noqa: PLC0415
 
     remove_abandoned(archive.parent, time.time())
     written = archive.with_name(f"{archive.stem}.{os.getpid()}.tmp")
     passed = False
     output = io.StringIO()
     with tempfile.TemporaryDirectory(prefix="customer-activity-training-") as workdir:
-        # The run's own session then is this one, which writes the archive.
-        spark = session.create_spark_session(warehouse=Path(workdir) / "warehouse", dump_classes_to=written)
+        # The run's own session then is this one, which writes the archive: its JVM gets
+        # the jars as every later one will, and the option to dump the classes it loaded.
+        os.environ.update(environment(os.environ, known_delta_jars(), dump_to=written))
+        spark = session.create_spark_session(warehouse=Path(workdir) / "warehouse")
         gateway = SparkContext._gateway
         if gateway is None:
             spark.stop()
@@ -272,17 +277,47 @@ def train(archive: Path) -> str | None:
     return None
 
 
+_PRINT_JARS = (
+    "from customer_activity.jobs import session\n"
+    "print(session.create_spark_session().sparkContext.getConf().get('spark.jars', ''))"
+)
+
+
 def _resolve_delta_jars() -> None:
-    """A session of its own resolves Delta's jars with Ivy and records them (see session.py)."""
-    subprocess.run(
-        [sys.executable, "-c", "from customer_activity.jobs import session; session.create_spark_session()"],
-        stdout=subprocess.DEVNULL,
-        check=True,
+    """A session of its own resolves Delta's jars with Ivy; they are recorded for later sessions."""
+    environment = {k: v for k, v in os.environ.items() if k != "SPARK_DIST_CLASSPATH"}
+    found = subprocess.run(
+        [sys.executable, "-c", _PRINT_JARS], capture_output=True, text=True, check=True, env=environment
     )
+    remember_delta_jars(found.stdout.strip().splitlines()[-1] if found.stdout.strip() else "")
 
 
-def main() -> int:
-    """Make the archive if this environment has none yet; 1 if that failed (not tried again for a week)."""
+def environment(
+    current: Mapping[str, str], delta_jars: Sequence[Path] | None, dump_to: Path | None = None
+) -> dict[str, str]:
+    """The variables that start local Spark from the cache: Delta's jars on the class path, the archive.
+
+    SPARK_DIST_CLASSPATH is what Spark's launcher puts after its own jars (and what the
+    job's session looks at before it resolves Delta's jars); SPARK_SUBMIT_OPTS what it
+    gives the JVM. Empty when there is nothing to use.
+    """
+    variables = {}
+    if delta_jars:
+        variables["SPARK_DIST_CLASSPATH"] = class_path_with(current.get("SPARK_DIST_CLASSPATH"), delta_jars)
+    options = java_options(delta_jars, dump_to)
+    if options:
+        variables["SPARK_SUBMIT_OPTS"] = " ".join(filter(None, [current.get("SPARK_SUBMIT_OPTS", ""), *options]))
+    return variables
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    """Make the archive if this environment has none yet; 1 if that failed (not tried again for a week).
+
+    With `env`, print the variables that start local Spark from the cache, as JSON.
+    """
+    if list(argv) == ["env"]:
+        print(json.dumps(environment(os.environ, known_delta_jars())))
+        return 0
     if switched_off() or any(os.environ.get(variable) for variable in _SWITCHES_TO_REMOTE):
         return 0
     delta_jars = known_delta_jars()
@@ -316,4 +351,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from customer_activity.jobs import local_catalog, sample_data
+from customer_activity.jobs import local_catalog
 from customer_activity.jobs.build import BuildConfig, run_build
 from customer_activity.jobs.contract_test import check_published
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_OK, ConfigurationError
 from customer_activity.jobs.lineage import Lineage
 from customer_activity.jobs.session import create_spark_session
+from customer_activity_dev import sample_data
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,59 @@
+"""`python -m customer_activity_dev run|generate`: what `python3 dev.py run` and `generate` call.
+
+Thin, like the job's own command line: arguments to one call each, errors to a message
+and the job's exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from customer_activity.jobs.cli import as_of_date, positive
+from customer_activity.jobs.errors import CustomerActivityError
+from customer_activity_dev import local_run, sample_data
+
+# Where `run` puts its sample input and output, relative to where it is started.
+DEFAULT_WORKDIR = Path("local-run")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dev.py", description="The Customer Activity data product, locally.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run", help="generate sample raw tables, build the output locally, test it against the contract"
+    )
+    run.add_argument(
+        "--workdir", type=Path, default=DEFAULT_WORKDIR, help="where sample input and output go (default: %(default)s)"
+    )
+    generate = commands.add_parser("generate", help="write a deterministic sample of the seven raw tables")
+    generate.add_argument("--output-dir", type=Path, required=True, help="where the raw tables go")
+    for command in (run, generate):
+        command.add_argument(
+            "--organizations", type=positive, default=500, help="size of the sample (default: %(default)s)"
+        )
+        command.add_argument("--seed", type=int, default=42, help="seed of the sample (default: %(default)s)")
+        command.add_argument(
+            "--as-of", type=as_of_date, default=None, help="as-of date D, YYYY-MM-DD (default: today in UTC)"
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    as_of = args.as_of or datetime.now(UTC).date()
+    try:
+        if args.command == "generate":
+            return sample_data.write_sample(args.output_dir, args.organizations, as_of, args.seed)
+        config = local_run.LocalRunConfig(args.workdir, args.organizations, args.seed, as_of)
+        return local_run.run(config)
+    except CustomerActivityError as error:
+        print(f"{args.command} failed: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
