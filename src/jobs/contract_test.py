@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,20 +111,40 @@ def verify_server(
     config = {"ENTROPY_DATA_API_KEY": results.api_key.reveal()} if results else None
     if results and results.host:
         config = {**(config or {}), "ENTROPY_DATA_HOST": results.host}
-    # datacontract-cli reads column types from the catalog's information_schema and falls
-    # back when there is none (Spark's own catalog); PySpark logs each such failed query
-    # with a page of JVM trace, which says nothing about the table tested.
-    query_logger = PySparkLogger.getLogger("SQLQueryContextLogger")
-    level = query_logger.level
-    query_logger.setLevel(logging.CRITICAL)
-    try:
+    with _quiet_failed_queries(spark):
         run = DataContract(
             data_contract=model, spark=spark, server=server, publish_test_results=results is not None, config=config
         ).test()
-    finally:
-        query_logger.setLevel(level)
     logger.info("contract test on server %s: %s", server, run.result)
     return run
+
+
+@contextlib.contextmanager
+def _quiet_failed_queries(spark: SparkSession) -> Iterator[None]:
+    """No pages of trace for the queries datacontract-cli expects to fail.
+
+    It reads column types from the catalog's information_schema and falls back when there
+    is none (Spark's own catalog): PySpark logs each such failed query, and a classic
+    session's listener bus the same again, with traces that say nothing about the table.
+    """
+    query_logger = PySparkLogger.getLogger("SQLQueryContextLogger")
+    level = query_logger.level
+    query_logger.setLevel(logging.CRITICAL)
+    jvm = getattr(spark, "_jvm", None)  # a classic session; Spark Connect logs on its server
+    if jvm is not None:
+        log4j = jvm.org.apache.logging.log4j
+        configurator = log4j.core.config.Configurator
+        bus_level = log4j.LogManager.getLogger(_LISTENER_BUS).getLevel()
+        configurator.setLevel(_LISTENER_BUS, log4j.Level.OFF)
+    try:
+        yield
+    finally:
+        query_logger.setLevel(level)
+        if jvm is not None:
+            configurator.setLevel(_LISTENER_BUS, bus_level)
+
+
+_LISTENER_BUS = "org.apache.spark.sql.util.ExecutionListenerBus"
 
 
 def _passed(run: Run) -> bool:
