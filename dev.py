@@ -8,7 +8,7 @@
     python3 dev.py bench [benchmarks/run.py options]       # the performance benchmark
     python3 dev.py wheel [--wheel-dir DIR]                 # the wheel the bundle deploys
     python3 dev.py consumer-views [--check]                # render the dashboard and the alert
-    python3 dev.py shell-env                               # only create/refresh .venv
+    python3 dev.py shell-env                               # only create/refresh .venv and the JVM cache
 
 Needs Python 3.11+ and Java 17+ (PySpark 4). Everything else goes into `.venv`,
 pinned by requirements/constraints.txt; the environment is rebuilt only when

@@ -8,7 +8,7 @@
 # MAGIC - **On Databricks** it reads the raw tables from Unity Catalog (widgets `catalog`,
 # MAGIC   `source_schema`, `as_of`). Open it from the deployed bundle: the first cell installs the
 # MAGIC   project from the bundle's files.
-# MAGIC - **Locally** it generates the sample that `customer-activity run` uses (size from
+# MAGIC - **Locally** it generates the sample that `python3 dev.py run` uses (size from
 # MAGIC   `CUSTOMER_ACTIVITY_SAMPLE_ORGANIZATIONS`, default 200) and runs on embedded Spark:
 # MAGIC   `python notebooks/explore_customer_activity.py`, or open it in an editor that knows
 # MAGIC   Databricks notebook cells.
@@ -37,7 +37,6 @@ from customer_activity.jobs import inputs, local_catalog, session
 from customer_activity.jobs.contract import load_contract
 from customer_activity.transforms import intermediate, output_ports
 from customer_activity.transforms.staging import stage_all
-from customer_activity_dev import sample_data
 
 ON_DATABRICKS = "DATABRICKS_RUNTIME_VERSION" in os.environ
 
@@ -68,6 +67,9 @@ if ON_DATABRICKS:
     as_of = date.fromisoformat(dbutils.widgets.get("as_of"))  # noqa: F821
     source = inputs.InputLocation(dbutils.widgets.get("catalog"), dbutils.widgets.get("source_schema"))  # noqa: F821
 else:
+    # Local tooling, on the path that dev.py gives the environment; not in the wheel.
+    from customer_activity_dev import sample_data
+
     as_of = datetime.now(UTC).date()
     sample = Path(
         os.environ.get("CUSTOMER_ACTIVITY_SAMPLE_DIR") or tempfile.mkdtemp(prefix="customer-activity-sample-")

@@ -99,13 +99,15 @@ def _observed(observation: Observation, deadline: float) -> dict[str, int] | Non
     # Classic Spark 4.0's `get` waits forever for a plan that ran no task (an empty table);
     # Spark Connect's raises. So classic Spark's own future is asked whether it is done.
     java = getattr(observation, "_jo", None)
-    while java is not None and not java.future().isCompleted():
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.01)
     try:
+        while java is not None and not java.future().isCompleted():
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
         return dict(observation.get)
-    except Exception:  # noqa: BLE001 - Spark raises errors of several kinds here
+    # Spark raises errors of several kinds here (and a cluster may refuse the JVM call):
+    # the counts are then taken directly.
+    except Exception:  # noqa: BLE001
         return None
 
 

@@ -191,6 +191,9 @@ def _check_locations(args: argparse.Namespace) -> None:
         raise ConfigurationError("give either --source-dir or --source-schema, not both")
     if args.source_dir is None and not (args.catalog and args.source_schema):
         raise ConfigurationError("give --source-dir, or --catalog and --source-schema")
+    if args.source_dir is not None and args.output_dir is None:
+        # A directory is mounted in Spark's own catalog, which a workspace's output schema is not part of.
+        raise ConfigurationError("--source-dir goes with --output-dir; a catalog output reads --source-schema")
     if args.source_dir is not None and args.output_dir is not None:
         local_catalog.check_output_outside_input(args.source_dir, args.output_dir)
 

@@ -11,10 +11,11 @@ a failed publication is reported and never changes the verdict.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,18 +131,24 @@ def _quiet_failed_queries(spark: SparkSession) -> Iterator[None]:
     query_logger = PySparkLogger.getLogger("SQLQueryContextLogger")
     level = query_logger.level
     query_logger.setLevel(logging.CRITICAL)
-    jvm = getattr(spark, "_jvm", None)  # a classic session; Spark Connect logs on its server
+    jvm = getattr(spark, "_jvm", None)  # a classic session's; Spark Connect logs on its server
+    restore: Callable[[], None] | None = None
     if jvm is not None:
-        log4j = jvm.org.apache.logging.log4j
-        configurator = log4j.core.config.Configurator
-        bus_level = log4j.LogManager.getLogger(_LISTENER_BUS).getLevel()
-        configurator.setLevel(_LISTENER_BUS, log4j.Level.OFF)
+        try:
+            log4j = jvm.org.apache.logging.log4j
+            configurator = log4j.core.config.Configurator
+            bus_level = log4j.LogManager.getLogger(_LISTENER_BUS).getLevel()
+            configurator.setLevel(_LISTENER_BUS, log4j.Level.OFF)
+            restore = functools.partial(configurator.setLevel, _LISTENER_BUS, bus_level)
+        # Only quieter logs are at stake: a cluster that refuses the call keeps them.
+        except Exception:
+            logger.debug("the listener bus's log level could not be changed", exc_info=True)
     try:
         yield
     finally:
         query_logger.setLevel(level)
-        if jvm is not None:
-            configurator.setLevel(_LISTENER_BUS, bus_level)
+        if restore is not None:
+            restore()
 
 
 _LISTENER_BUS = "org.apache.spark.sql.util.ExecutionListenerBus"

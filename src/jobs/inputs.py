@@ -52,10 +52,12 @@ def read_raw_tables(spark: SparkSession, location: InputLocation) -> dict[str, D
         name = location.table(table)
         try:
             frame = spark.read.table(name.quoted)
+            # Spark Connect resolves a table only when asked for its schema.
+            schema = frame.schema
         except Exception as error:  # noqa: BLE001 - Spark names a missing table with errors of several kinds
             problems.append(f"{table}: table {name} cannot be read ({first_line(error)})")
             continue
-        found = schema_problems(frame.schema, INPUT_PORTS[table])
+        found = schema_problems(schema, INPUT_PORTS[table])
         problems.extend(found)
         if not found:
             tables[table] = frame

@@ -192,6 +192,11 @@ def _mount(spark: SparkSession, directory: Path) -> OutputLocation:
     spark.sql(f"{catalog.create_schema(LOCAL_CATALOG, schema)} LOCATION {string_literal(str(directory.resolve()))}")
     table, path = TableName(LOCAL_CATALOG, schema, OUTPUT_TABLE), directory / OUTPUT_TABLE
     registered = spark.catalog.tableExists(str(table))
+    if (path / "_delta_log").is_dir() and not any((path / "_delta_log").glob("*.json")):
+        raise ConfigurationError(
+            f"{path} has a Delta log without a commit (a build stopped while it created the table): "
+            "move it away and build again"
+        )
     if (path / "_delta_log").is_dir():
         if not registered:
             spark.sql(f"CREATE TABLE {table.quoted} USING DELTA LOCATION {string_literal(str(path.resolve()))}")

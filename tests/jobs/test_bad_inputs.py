@@ -208,3 +208,16 @@ def test_names_that_could_inject_sql_are_refused_before_anything_runs(catalog, o
 def test_the_output_directory_may_not_be_the_source(source, capsys):
     assert build(source, source) == EXIT_USAGE
     assert "must not be inside the source directory" in capsys.readouterr().err
+
+
+def test_a_source_directory_with_a_catalog_output_is_refused(capsys):
+    assert main(["build", "--source-dir", "raw", "--catalog", "main", "--output-schema", "out"]) == EXIT_USAGE
+    assert "--source-dir goes with --output-dir" in capsys.readouterr().err
+
+
+def test_an_output_whose_table_was_never_committed_is_named(source, tmp_path, capsys):
+    (tmp_path / "out" / "customer_activity" / "_delta_log").mkdir(parents=True)
+    assert build(source, tmp_path / "out") == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "has a Delta log without a commit (a build stopped while it created the table)" in error
+    assert "Traceback" not in error

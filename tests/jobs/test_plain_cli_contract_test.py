@@ -1,6 +1,6 @@
-"""The README's plain `datacontract test --server local` command fails where the data breaks the contract.
+"""The plain `datacontract test --server local` command of docs/local.md fails where the data breaks the contract.
 
-That it passes on the output of `customer-activity run` is shown in test_run.py.
+That it passes on the output of `python3 dev.py run` is shown in test_run.py.
 """
 
 from __future__ import annotations

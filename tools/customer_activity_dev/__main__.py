@@ -7,13 +7,15 @@ and the job's exit codes.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from customer_activity.jobs import secrets
 from customer_activity.jobs.cli import as_of_date, positive
-from customer_activity.jobs.errors import CustomerActivityError
+from customer_activity.jobs.errors import EXIT_INTERNAL_ERROR, CustomerActivityError
 from customer_activity_dev import local_run, sample_data
 
 # Where `run` puts its sample input and output, relative to where it is started.
@@ -44,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    secrets.mask_credentials_in_logs()
     as_of = args.as_of or datetime.now(UTC).date()
     try:
         if args.command == "generate":
@@ -51,8 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = local_run.LocalRunConfig(args.workdir, args.organizations, args.seed, as_of)
         return local_run.run(config)
     except CustomerActivityError as error:
-        print(f"{args.command} failed: {error}", file=sys.stderr)
+        print(f"{args.command} failed: {secrets.mask_url_credentials(str(error))}", file=sys.stderr)
         return error.exit_code
+    except Exception:
+        logging.getLogger("customer_activity").exception("internal error")
+        print(f"{args.command} failed with an internal error (see above)", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The `run` command, the README's first: sample data, build, contract test, summary.
+"""`python3 dev.py run`, the README's first command: sample data, build, contract test, summary.
 
 Everything a new user needs to see the product work on one machine, without a
 workspace: the sample goes to `<workdir>/raw`, the output port to `<workdir>/output`,
@@ -75,7 +75,7 @@ def run(config: LocalRunConfig, lineage: Lineage | None = None) -> int:
 def install_duckdb_delta() -> None:
     """DuckDB's delta extension, installed from its pinned package where DuckDB looks for it.
 
-    For the README's plain `datacontract test --server local`, which reads the local Delta
+    For the plain `datacontract test --server local` of docs/local.md, which reads the local Delta
     table with DuckDB's `delta_scan`: DuckDB would download the extension from its own
     server at first use, an unpinned binary, and a failure where only the package index
     can be reached. Installed from the package (under ~/.duckdb, as `INSTALL delta` would).
