@@ -28,7 +28,6 @@ from pyspark.sql import SparkSession
 from rich.console import Console
 
 from customer_activity.jobs import secrets
-from customer_activity.jobs.catalog import identifier
 from customer_activity.jobs.contract import load_contract
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_OK
 from customer_activity.jobs.publishing import OutputLocation
@@ -70,8 +69,7 @@ class ContractTestConfig:
 def test_contract(spark: SparkSession, config: ContractTestConfig) -> int:
     """The `test-contract` command: test, print the result table, publish the results."""
     results = ResultsTarget.configured(config.secret_scope, config.secret_key, config.results_host)
-    table = config.output.table
-    run = verify_server(spark, config.server, config.contract_path, (table.catalog, table.schema), results)
+    run = verify_server(spark, config.server, config.contract_path, config.output, results)
     print(f"Contract test of {config.output.published} (datacontract-cli, server '{config.server}'):")
     print_run(run)
     _report_publication(run, results)
@@ -80,8 +78,7 @@ def test_contract(spark: SparkSession, config: ContractTestConfig) -> int:
 
 def check_published(spark: SparkSession, output: OutputLocation, contract_path: Path | None = None) -> bool:
     """Test a just-published output; print the result table only when it fails."""
-    table = output.table
-    run = verify_server(spark, PRODUCTION_SERVER, contract_path, (table.catalog, table.schema))
+    run = verify_server(spark, PRODUCTION_SERVER, contract_path, output)
     passed = _passed(run)
     print()
     print(f"Contract test of the published output (datacontract-cli, server '{PRODUCTION_SERVER}'):")
@@ -96,17 +93,15 @@ def verify_server(
     spark: SparkSession,
     server: str,
     contract_path: Path | None = None,
-    location: tuple[str, str] | None = None,
+    output: OutputLocation | None = None,
     results: ResultsTarget | None = None,
 ) -> Run:
     """Test the table a contract server names, on `spark`.
 
-    `location` (catalog, schema) points the server elsewhere, so that a development
-    deployment, or a local output, is tested rather than production's table.
+    `output` points the server at its table instead, so that a development deployment, or a
+    local output, is tested rather than production's table.
     """
-    if location is not None:
-        identifier("catalog", location[0])
-        identifier("schema", location[1])
+    location = (output.table.catalog, output.table.schema) if output is not None else None
     model = load_contract(contract_path).for_server(server, location)
     # datacontract-cli takes its settings keyed by their environment variable names.
     config = {"ENTROPY_DATA_API_KEY": results.api_key.reveal()} if results else None

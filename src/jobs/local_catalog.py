@@ -191,13 +191,13 @@ def _mount(spark: SparkSession, directory: Path) -> OutputLocation:
     schema = schema_name("output", directory)
     spark.sql(f"{catalog.create_schema(LOCAL_CATALOG, schema)} LOCATION {string_literal(str(directory.resolve()))}")
     table, path = TableName(LOCAL_CATALOG, schema, OUTPUT_TABLE), directory / OUTPUT_TABLE
-    registered = spark.catalog.tableExists(str(table))
-    if (path / "_delta_log").is_dir() and not any((path / "_delta_log").glob("*.json")):
+    registered, log = spark.catalog.tableExists(str(table)), path / "_delta_log"
+    if log.is_dir() and not any(log.glob("*.json")):
         raise ConfigurationError(
             f"{path} has a Delta log without a commit (a build stopped while it created the table): "
             "move it away and build again"
         )
-    if (path / "_delta_log").is_dir():
+    if log.is_dir():
         if not registered:
             spark.sql(f"CREATE TABLE {table.quoted} USING DELTA LOCATION {string_literal(str(path.resolve()))}")
     elif path.exists():
