@@ -6,7 +6,6 @@
     python3 dev.py generate --output-dir DIR [...]         # only the sample raw tables
     python3 dev.py check                                   # static checks: ruff, mypy
     python3 dev.py bench [benchmarks/run.py options]       # the performance benchmark
-    python3 dev.py wheel [--wheel-dir DIR]                 # the wheel the bundle deploys
     python3 dev.py consumer-views [--check]                # render the dashboard and the alert
     python3 dev.py shell-env                               # only create/refresh .venv and the JVM cache
 
@@ -24,7 +23,6 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -39,8 +37,6 @@ TOOLS = ROOT / "tools"
 # times faster than pip; it is itself installed from the package index with pip.
 UV_VERSION = "0.13.9"
 MIN_JAVA = 17
-# setup.py appends this build label to the release version.
-BUILD_LABEL_VARIABLE = "CUSTOMER_ACTIVITY_BUILD_LABEL"
 
 
 def fail(message: str) -> None:
@@ -156,37 +152,6 @@ def static_checks(argv: list[str]) -> int:
     return 0
 
 
-def build_wheel(argv: list[str]) -> int:
-    """The wheel the Databricks bundle deploys, alone in its directory (default dist/).
-
-    Its version is the release with a label of this build, `+<UTC time>.g<commit>`
-    (see setup.py): serverless environments cache a wheel by name and version, so a
-    redeployed fix needs a version no earlier deployment used. Needs only pip, no .venv:
-    the bundle builds it on the deploying machine.
-    """
-    wheel_dir = Path(argv[argv.index("--wheel-dir") + 1]) if "--wheel-dir" in argv else ROOT / "dist"
-    # The bundle installs `dist/*.whl`: an older wheel left beside the new one would be installed too.
-    for old in wheel_dir.glob("*.whl"):
-        old.unlink()
-    check_python()
-    # timezone.utc, not datetime.UTC: an older Python must reach the prerequisite check's message.
-    label = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")  # noqa: UP017
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
-    # Without git (an unpacked archive) the time alone keeps builds apart.
-    except OSError:
-        commit = ""
-    if commit:
-        label += f".g{commit}"
-    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheel_dir), str(ROOT)]
-    result = subprocess.run(command, env={**os.environ, BUILD_LABEL_VARIABLE: label}, check=False)
-    if result.returncode == 0:
-        print(f"dev.py: built {', '.join(p.name for p in sorted(wheel_dir.glob('*.whl')))}")
-    return result.returncode
-
-
 def main(argv: list[str]) -> int:
     commands = {
         "run": [str(BIN / "python"), "-m", "customer_activity_dev", "run"],
@@ -195,14 +160,11 @@ def main(argv: list[str]) -> int:
         "bench": [str(BIN / "python"), str(ROOT / "benchmarks" / "run.py")],
         "check": None,
         "shell-env": None,
-        "wheel": None,
         "consumer-views": [str(BIN / "python"), str(ROOT / "resources" / "dashboard" / "consumer_views.py")],
     }
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
-    if argv[0] == "wheel":
-        return build_wheel(argv[1:])
     ensure_environment()
     if argv[0] == "check":
         return static_checks(argv[1:])

@@ -9,16 +9,18 @@ from __future__ import annotations
 import functools
 import logging
 import operator
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import sqlglot
 from datacontract.data_contract import DataContract
 from datacontract.export.spark_exporter import to_pyspark_schema
 from open_data_contract_standard.model import DataQuality, OpenDataContractStandard, Team, TeamMember
 from pyspark.sql import types as T
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 from customer_activity.jobs.errors import ContractDefinitionError
 
@@ -42,29 +44,34 @@ OPERATORS = (*_COMPARISONS, *_RANGES)
 LIBRARY_METRICS = ("rowCount", "nullValues", "duplicateValues")
 
 # Most row rules have this shape: count the rows where a condition holds. When the
-# condition is plain (column names, numbers, comparisons, AND/OR/NOT, IS NULL), the
-# audit counts it inside its one aggregation and the catalog can enforce its negation
-# as a CHECK constraint. Anything else (subqueries, functions) runs as its own query.
-_COUNT_WHERE = re.compile(
-    r"\s*SELECT\s+COUNT\(\*\)\s+FROM\s+\$\{model\}\s+WHERE\s+(?P<condition>.+?)\s*;?\s*", re.I | re.S
+# condition is plain (columns, literals, comparisons, arithmetic, AND/OR/NOT, IS NULL,
+# BETWEEN), the audit counts it inside its one aggregation and the catalog can enforce
+# its negation as a CHECK constraint. Anything else (subqueries, functions) runs as its
+# own query. sqlglot parses the rule, so only a condition that is entirely plain passes.
+_MODEL = "__model__"
+_COUNT_ROWS = sqlglot.parse_one(f"SELECT COUNT(*) FROM {_MODEL}", read="spark")
+_PLAIN_NODES = (
+    *(exp.Column, exp.Identifier, exp.Literal, exp.Null, exp.Boolean, exp.Paren, exp.Neg),
+    *(exp.And, exp.Or, exp.Not, exp.Is, exp.Between, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE),
+    *(exp.Add, exp.Sub, exp.Mul, exp.Div),
 )
-_PLAIN_CONDITION = re.compile(r"[A-Za-z0-9_ .<>=!()+\-*/]+")
-_CONDITION_KEYWORDS = {"and", "or", "not", "is", "null", "between", "true", "false"}
 
 
 def row_condition(query: str | None) -> str | None:
     """The WHERE condition of a `SELECT COUNT(*) FROM ${model} WHERE ...` rule, if plain."""
-    match = _COUNT_WHERE.fullmatch(query or "")
-    if match is None:
+    try:
+        statements = sqlglot.parse((query or "").replace("${model}", _MODEL), read="spark")
+    except SqlglotError:
         return None
-    condition = match.group("condition")
-    if not _PLAIN_CONDITION.fullmatch(condition):
+    if len(statements) != 1 or not isinstance(select := statements[0], exp.Select):
         return None
-    words = {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", condition)}
-    calls = {w.lower() for w in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(", condition)}
-    if {"select", "from"} & words or calls - _CONDITION_KEYWORDS:
+    where, skeleton = select.args.get("where"), select.copy()
+    skeleton.set("where", None)
+    if where is None or skeleton != _COUNT_ROWS:
         return None
-    return condition
+    if not all(isinstance(node, _PLAIN_NODES) for node in where.this.walk()):
+        return None
+    return str(where.this.sql(dialect="spark"))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Publishing the data product and its contract to the Entropy Data marketplace.
 
 Uses Entropy Data's own API client (entropy-data-sdk). Its transport retries only
-failed connections; publishing adds retries with exponential back-off on timeouts
-and 5xx answers, which is safe because both calls are idempotent PUTs of a whole
-document. A 4xx answer is never retried: it says something about the request.
+failed connections; publishing adds httpx-retries' retries with exponential back-off
+(and the server's Retry-After) on timeouts, 429 and 5xx answers, which is safe because
+both calls are idempotent PUTs of a whole document. Any other 4xx answer is never
+retried: it says something about the request.
 The API key travels only in the `x-api-key` header and never shows up in output,
 logs or error messages.
 """
@@ -12,8 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 import yaml
 from entropy_data_sdk import ApiError, EntropyDataClient
+from httpx_retries import Retry, RetryTransport
 
 from customer_activity.jobs.errors import EXIT_OK, ConfigurationError, PublishError
 from customer_activity.jobs.secrets import (
@@ -32,6 +33,8 @@ from customer_activity.jobs.secrets import (
 )
 
 logger = logging.getLogger(__name__)
+
+_RETRIED_STATUSES = (429, 500, 502, 503, 504)
 
 
 @dataclass(frozen=True)
@@ -87,51 +90,13 @@ def describe(document: Document, host: str) -> str:
     )
 
 
-class RetryingTransport(httpx.BaseTransport):
-    """Retries a request on timeouts, connection errors and 5xx, with exponential back-off."""
+class _LoggedRetry(Retry):
+    """httpx-retries' policy, with each retry in the job's log (the library logs it only for debugging)."""
 
-    def __init__(
-        self,
-        inner: httpx.BaseTransport,
-        attempts: int = 4,
-        backoff_seconds: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._inner, self.attempts, self._backoff, self._sleep = inner, attempts, backoff_seconds, sleep
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        for attempt in range(1, self.attempts + 1):
-            try:
-                response = self._inner.handle_request(request)
-            except (httpx.TimeoutException, httpx.NetworkError) as error:
-                if attempt == self.attempts:
-                    raise
-                logger.warning(
-                    "%s %s: %s; retrying (attempt %d of %d)",
-                    request.method,
-                    request.url,
-                    type(error).__name__,
-                    attempt,
-                    self.attempts,
-                )
-            else:
-                if response.status_code < 500 or attempt == self.attempts:
-                    return response
-                response.read()
-                response.close()
-                logger.warning(
-                    "%s %s: HTTP %d; retrying (attempt %d of %d)",
-                    request.method,
-                    request.url,
-                    response.status_code,
-                    attempt,
-                    self.attempts,
-                )
-            self._sleep(self._backoff * 2 ** (attempt - 1))
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def close(self) -> None:
-        self._inner.close()
+    def sleep(self, response: httpx.Response | Exception) -> None:
+        reason = f"HTTP {response.status_code}" if isinstance(response, httpx.Response) else type(response).__name__
+        logger.warning("%s; retrying (attempt %d of %d)", reason, self.attempts_made, self.total + 1)
+        super().sleep(response)
 
 
 _EXPLANATIONS = {
@@ -152,7 +117,8 @@ def publish(
     backoff_seconds: float = 0.5,
 ) -> list[str]:
     """PUT every document in order; stops at the first failure with a PublishError."""
-    transport = RetryingTransport(httpx.HTTPTransport(retries=0), attempts, backoff_seconds)
+    retry = _LoggedRetry(total=attempts - 1, backoff_factor=backoff_seconds, status_forcelist=_RETRIED_STATUSES)
+    transport = RetryTransport(httpx.HTTPTransport(retries=0), retry)
     published = []
     with EntropyDataClient(api_key.reveal(), host, timeout=timeout_seconds, transport=transport) as client:
         for document in items:
@@ -160,7 +126,7 @@ def publish(
                 response = client.http.put_json(document.path, document.body)
             except ApiError as error:
                 explanation = _EXPLANATIONS.get(error.status_code)
-                if explanation is None and error.status_code >= 500:
+                if explanation is None and error.status_code in _RETRIED_STATUSES:
                     explanation = f"the marketplace failed, also after {attempts} attempts"
                 reason = f"{explanation} " if explanation else ""
                 raise PublishError(

@@ -129,6 +129,28 @@ def test_a_rule_that_is_not_a_plain_row_condition_stays_out_of_the_constraints(c
     assert catalog.check_condition(replace(rule, operator="mustBeLessThan", threshold=5)) is None
 
 
+@pytest.mark.parametrize(
+    ("query", "condition"),
+    [
+        ("select count(*) from ${model} where users_total < 0;", "users_total < 0"),
+        (
+            "SELECT COUNT(*) FROM ${model} WHERE organization_id IS NOT NULL AND users_total BETWEEN 1 AND 2",
+            "NOT organization_id IS NULL AND users_total BETWEEN 1 AND 2",
+        ),
+        (
+            "SELECT COUNT(*) FROM ${model} WHERE -(assets_total + 1) * 2 > 0 OR name = 'x'",
+            "-(assets_total + 1) * 2 > 0 OR name = 'x'",
+        ),
+        ("SELECT COUNT(*) FROM ${model} LIMIT 1", None),
+        ("SELECT COUNT(*) FROM other WHERE users_total < 0", None),
+        ("SELECT COUNT(*) FROM ${model} WHERE users_total < ", None),
+        (None, None),
+    ],
+)
+def test_only_a_count_of_rows_under_a_plain_condition_is_a_row_condition(query, condition):
+    assert row_condition(query) == condition
+
+
 def test_the_consumer_role_is_granted_select(contract):
     assert catalog.grants(OUTPUT, contract) == [f"GRANT SELECT ON TABLE {OUTPUT.quoted} TO `customer_success`"]
 
