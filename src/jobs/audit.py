@@ -2,14 +2,16 @@
 
 Nothing is published unless every check passes. The checks come from the contract:
 the schema (names, order, types), NOT NULL for required columns, uniqueness, and the
-contract's quality rules. All column checks share one aggregation over the staged
-candidate; each SQL rule is one query against it.
+contract's quality rules. The plain checks (rows, NULLs, row rules) are one aggregation,
+which a build observes on the rows as it writes them; distinct counts are one more over
+the staged candidate; any other SQL rule is a query of its own against it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from pyspark.sql import Column, DataFrame
@@ -49,13 +51,13 @@ def _metric_alias(index: int, rule: QualityRule) -> str | None:
     ]
 
 
-def _column_metrics(candidate: DataFrame, contract: OutputContract) -> dict[str, float]:
-    """Every check that a pass over the candidate can answer.
+def _metrics(contract: OutputContract) -> tuple[dict[str, Column], dict[str, Column]]:
+    """Every check that a pass over the candidate can answer: (plain, distinct) aggregations by alias.
 
-    Row counts, NULLs and plain row rules share one aggregation, which Spark finishes
-    within the scan; duplicates need a distinct count, which Spark answers with a
-    shuffle of its own, so they get a second aggregation instead of doubling the rows
-    of the first.
+    Row counts, NULLs and plain row rules are plain aggregations, which Spark finishes
+    within the scan, and which the build observes as it writes the candidate; duplicates
+    need a distinct count, which Spark answers with a shuffle of its own, so they get an
+    aggregation of their own over the staged candidate.
     """
     plain = {"rows": F.count(F.lit(1)).alias("rows")}
     distinct: dict[str, Column] = {}
@@ -74,10 +76,12 @@ def _column_metrics(candidate: DataFrame, contract: OutputContract) -> dict[str,
         elif rule.row_condition is not None:
             # The contract's own condition, checked to be plain column arithmetic.
             plain[alias] = F.count_if(F.expr(rule.row_condition)).alias(alias)
-    metrics = aggregate(candidate, list(plain.values()))
-    if distinct:
-        metrics |= aggregate(candidate, list(distinct.values()))
-    return metrics
+    return plain, distinct
+
+
+def plain_metrics(contract: OutputContract) -> list[Column]:
+    """The aggregations a build can observe while it writes the candidate (see `audit`)."""
+    return list(_metrics(contract)[0].values())
 
 
 def aggregate(frame: DataFrame, columns: list[Column]) -> dict[str, int | float]:
@@ -103,8 +107,14 @@ class Audit:
         return [f"{check.name}: {check.detail}" for check in self.checks if not check.passed]
 
 
-def audit(candidate: DataFrame, contract: OutputContract, view: str) -> Audit:
-    """Every contract check on `candidate`; `view` is the temp view SQL rules query."""
+def audit(
+    candidate: DataFrame, contract: OutputContract, view: str, observed: Mapping[str, float] | None = None
+) -> Audit:
+    """Every contract check on `candidate`; `view` is the temp view SQL rules query.
+
+    `observed`: the values of `plain_metrics`, observed on exactly the rows written to
+    `candidate`; without them the audit aggregates them itself.
+    """
     differences = contract.schema_differences(candidate.schema)
     results = [
         CheckResult(
@@ -116,7 +126,10 @@ def audit(candidate: DataFrame, contract: OutputContract, view: str) -> Audit:
     if differences:
         return Audit(checks=results, rows=None)
 
-    metrics = _column_metrics(candidate, contract)
+    plain, distinct = _metrics(contract)
+    metrics = dict(observed) if observed is not None else aggregate(candidate, list(plain.values()))
+    if distinct:
+        metrics |= aggregate(candidate, list(distinct.values()))
     results.extend(
         CheckResult(
             f"{column} is not NULL", metrics[f"nulls:{column}"] == 0, f"{metrics[f'nulls:{column}']} NULL values"

@@ -25,7 +25,7 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from customer_activity.jobs import inputs, publishing, secrets
-from customer_activity.jobs.audit import aggregate, audit
+from customer_activity.jobs.audit import aggregate, audit, plain_metrics
 from customer_activity.jobs.contract import OutputContract, load_contract
 from customer_activity.jobs.errors import (
     ConfigurationError,
@@ -124,6 +124,16 @@ def _counted(
     return {name: int(value) for name, value in aggregate(frame, metrics).items()}
 
 
+def _observe(observation: Observation, frame: DataFrame, metrics: list[Column]) -> DataFrame:
+    if type(frame).__module__.startswith("pyspark.sql.connect"):
+        # The Spark Connect client of Spark 4.0 (and Databricks Connect 17) fails on a plan
+        # where one observation feeds both sides of a join, as a staged table that two
+        # models read does (SPARK-56322, fixed in Spark 4.2): the counts are then taken
+        # directly after the build, at the cost of another pass over each table.
+        return frame
+    return frame.observe(observation, *metrics)
+
+
 class StagingCounts:
     """What staging did to one input table, for the run report, observed while the build runs.
 
@@ -145,7 +155,7 @@ class StagingCounts:
             F.count_if(F.col(self.model.port.key).isNull()).alias("null_key_rows"),
         ]
         self._raw_observed = (Observation(f"{self.model.port.table}_raw"), self.raw, metrics)
-        return staging.stage(self._observe(self._raw_observed), self.model, on_kept=self._observe_kept)
+        return staging.stage(_observe(*self._raw_observed), self.model, on_kept=self._observe_kept)
 
     def _observe_kept(self, parsed: DataFrame) -> DataFrame:
         metrics = [
@@ -153,18 +163,7 @@ class StagingCounts:
             F.count_if(F.col(staging.UNPARSEABLE)).alias("unparseable_timestamp_rows"),
         ]
         self._kept_observed = (Observation(f"{self.model.port.table}_kept"), parsed, metrics)
-        return self._observe(self._kept_observed)
-
-    @staticmethod
-    def _observe(observed: tuple[Observation, DataFrame, list[Column]]) -> DataFrame:
-        observation, frame, metrics = observed
-        if type(frame).__module__.startswith("pyspark.sql.connect"):
-            # The Spark Connect client of Spark 4.0 (and Databricks Connect 17) fails on a plan
-            # where one observation feeds both sides of a join, as a staged table that two
-            # models read does (SPARK-56322, fixed in Spark 4.2): the counts are then taken
-            # directly after the build, at the cost of another pass over each table.
-            return frame
-        return frame.observe(observation, *metrics)
+        return _observe(*self._kept_observed)
 
     def report(self, deadline: float | None = None) -> TableReport:
         """The counts; call it after the staged frame has been computed.
@@ -268,14 +267,21 @@ def _run(spark: SparkSession, config: BuildConfig, contract: OutputContract, rep
         raw = inputs.read_raw_tables(spark, config.source)
     staged, counts = stage_with_counts(raw, missing)
     candidate = build_candidate(staged, config, contract)
+    # The audit's plain checks are observed on the rows as they are written: the audit
+    # then reads the staged candidate once, for its distinct counts only.
+    written = Observation("customer_activity_candidate")
     with publishing.StagingArea(spark, config.output, config.run_id) as staging_area:
         with _timed(report, "build_and_stage"):
+            # A candidate of another schema is the audit's to name, not the observation's to fail on.
+            if not contract.schema_differences(candidate.schema):
+                candidate = _observe(written, candidate, plain_metrics(contract))
             staged_output = staging_area.write(candidate)
         # One wait for all: once one table's metrics have arrived, the others' have too.
         deadline = time.monotonic() + _OBSERVATION_WAIT_SECONDS
         report.inputs = {table: count.report(deadline) for table, count in counts.items()}
         with _timed(report, "audit"):
-            result = audit(staged_output, contract, view=f"customer_activity_candidate_{uuid.uuid4().hex[:12]}")
+            view = f"customer_activity_candidate_{uuid.uuid4().hex[:12]}"
+            result = audit(staged_output, contract, view, observed=_observed(written, deadline))
         report.checks, report.output_rows = result.checks, result.rows
         if result.failures:
             raise ContractViolationError(result.failures)

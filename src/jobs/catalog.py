@@ -66,13 +66,6 @@ class TableName:
         identifier("schema", self.schema)
         identifier("table", self.table)
 
-    @classmethod
-    def parse(cls, name: str) -> TableName:
-        parts = name.split(".")
-        if len(parts) != 3:
-            raise ConfigurationError(f"table name {name!r} must have three parts: catalog.schema.table")
-        return cls(*parts)
-
     @property
     def quoted(self) -> str:
         return ".".join(f"`{part}`" for part in (self.catalog, self.schema, self.table))

@@ -8,9 +8,11 @@ exit code here (documented in the README).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from pyspark.sql import SparkSession
 from customer_activity.jobs import build, local_catalog, publishing, secrets
 from customer_activity.jobs.build import BuildConfig, as_of_problem
 from customer_activity.jobs.catalog import TableName
-from customer_activity.jobs.contract import default_contract_path
+from customer_activity.jobs.contract import default_contract_path, load_contract
 from customer_activity.jobs.errors import EXIT_INTERNAL_ERROR, EXIT_OK, ConfigurationError, CustomerActivityError
 from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.lineage import DEFAULT_NAMESPACE, LineageSettings
@@ -245,7 +247,11 @@ def _build(args: argparse.Namespace) -> int:
         secret_key=args.secret_key,
     )
     _check_locations(args)
-    spark = create_spark_session()
+    # The contract is read and linted (a second of Python) while Spark's JVM starts; the
+    # build then finds it read, or reads it again and reports what was wrong with it.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(_read_ahead, args.contract)
+        spark = create_spark_session()
     # The output first: one that cannot be published to is refused before any input is read.
     output = _output(spark, args)
     source_dir: Path | None = args.source_dir
@@ -264,6 +270,11 @@ def _build(args: argparse.Namespace) -> int:
         report = build.run_build(spark, config, events)
     print(report.summary(config.report_path))
     return EXIT_OK
+
+
+def _read_ahead(contract: Path | None) -> None:
+    with contextlib.suppress(Exception):
+        load_contract(contract)
 
 
 def _publish_to_marketplace(args: argparse.Namespace) -> int:

@@ -76,19 +76,6 @@ def test_contract(spark: SparkSession, config: ContractTestConfig) -> int:
     return EXIT_OK if _passed(run) else EXIT_CONTRACT_VIOLATION
 
 
-def check_published(spark: SparkSession, output: OutputLocation, contract_path: Path | None = None) -> bool:
-    """Test a just-published output; print the result table only when it fails."""
-    run = verify_server(spark, PRODUCTION_SERVER, contract_path, output)
-    passed = _passed(run)
-    print()
-    print(f"Contract test of the published output (datacontract-cli, server '{PRODUCTION_SERVER}'):")
-    if passed:
-        print(f"  {run.result.value}: {len(run.checks or [])} checks, none failed")
-    else:
-        print_run(run)
-    return passed
-
-
 def verify_server(
     spark: SparkSession,
     server: str,

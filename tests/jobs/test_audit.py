@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from pyspark.sql import types as T
 
-from customer_activity.jobs.audit import audit
+from customer_activity.jobs.audit import audit, plain_metrics
 from customer_activity.jobs.contract import QualityRule, load_contract, row_condition
 
 NOW = datetime(2026, 11, 20, 6, 0)
@@ -111,3 +111,21 @@ def test_a_rule_that_is_not_a_plain_row_condition_runs_as_its_own_query(spark, c
     extended = replace(contract, rules=(*contract.rules, rule))
     result = audit(candidate(spark, contract, good_row("o1"), good_row("")), extended, view="audit_test")
     assert result.failures == ["organization_id is never empty: measured 1, expected mustBe 0.0"]
+
+
+def test_values_observed_while_the_candidate_was_written_stand_in_for_the_plain_aggregation(spark, contract):
+    frame = candidate(spark, contract, good_row("o1"), good_row("o1"))
+    plain = frame.agg(*plain_metrics(contract)).first().asDict()
+    assert (
+        audit(frame, contract, view="audit_test", observed=plain).failures
+        == audit(frame, contract, view="audit_test").failures
+    )
+    # What was observed is what the audit judges; the distinct counts it still takes itself.
+    result = audit(frame, contract, view="audit_test", observed=plain | {"nulls:users_total": 1, "rows": 0})
+    assert result.rows == 0
+    assert result.failures == [
+        "users_total is not NULL: 1 NULL values",
+        "organization_id is unique: 1 duplicates",
+        "The table is never published empty.: measured 0, expected mustBeGreaterThan 0.0",
+        "One row per organisation.: measured 1, expected mustBe 0.0",
+    ]

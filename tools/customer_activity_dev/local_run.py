@@ -13,11 +13,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from datacontract.model.run import ResultEnum
+from pyspark.sql import SparkSession
+
 from customer_activity.jobs import local_catalog
 from customer_activity.jobs.build import BuildConfig, run_build
-from customer_activity.jobs.contract_test import check_published
+from customer_activity.jobs.contract_test import PRODUCTION_SERVER, print_run, verify_server
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_OK, ConfigurationError
 from customer_activity.jobs.lineage import Lineage
+from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.jobs.session import create_spark_session
 from customer_activity_dev import sample_data
 
@@ -70,6 +74,19 @@ def run(config: LocalRunConfig, lineage: Lineage | None = None) -> int:
     install_duckdb_delta()
     print(f"Done in {time.perf_counter() - started:.1f} s.")
     return EXIT_OK if passed else EXIT_CONTRACT_VIOLATION
+
+
+def check_published(spark: SparkSession, output: OutputLocation) -> bool:
+    """Test a just-published output as its consumers would; print the result table only when it fails."""
+    run = verify_server(spark, PRODUCTION_SERVER, output=output)
+    passed = run.result == ResultEnum.passed
+    print()
+    print(f"Contract test of the published output (datacontract-cli, server '{PRODUCTION_SERVER}'):")
+    if passed:
+        print(f"  {run.result.value}: {len(run.checks or [])} checks, none failed")
+    else:
+        print_run(run)
+    return passed
 
 
 def install_duckdb_delta() -> None:
