@@ -176,7 +176,9 @@ def mount_output(spark: SparkSession, directory: Path, now: datetime) -> OutputL
     output = _mount(spark, directory)
     staging_location = string_literal(str(directory.resolve() / STAGING_DIRECTORY))
     spark.sql(f"{catalog.create_schema(LOCAL_CATALOG, str(output.staging_schema))} LOCATION {staging_location}")
-    _remove_leftovers(directory / STAGING_DIRECTORY, now)
+    # Tables this session registered are the build's to drop through the catalog (a notebook's).
+    registered = {table.name for table in spark.catalog.listTables(f"{LOCAL_CATALOG}.{output.staging_schema}")}
+    _remove_leftovers(directory / STAGING_DIRECTORY, now, registered)
     return output
 
 
@@ -231,12 +233,12 @@ def _check_directory(directory: Path) -> None:
             )
 
 
-def _remove_leftovers(staging: Path, now: datetime) -> None:
-    """Remove candidates that builds killed over LEFTOVER_AGE ago left: no catalog lists them any more."""
+def _remove_leftovers(staging: Path, now: datetime, registered: set[str]) -> None:
+    """Remove candidates that builds killed over LEFTOVER_AGE ago left, which no catalog lists any more."""
     if not staging.is_dir():
         return
     for entry in sorted(staging.iterdir()):
         started = catalog.staging_run_start(entry.name)
-        if started is not None and now - started > LEFTOVER_AGE and not entry.is_symlink():
+        if started and now - started > LEFTOVER_AGE and not entry.is_symlink() and entry.name not in registered:
             logger.warning("removing %s, left by a build that did not finish", entry)
             shutil.rmtree(entry, ignore_errors=True)
