@@ -162,8 +162,12 @@ def main(argv: list[str]) -> int:
         "shell-env": None,
         "consumer-views": [str(BIN / "python"), str(ROOT / "resources" / "dashboard" / "consumer_views.py")],
     }
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
     if not argv or argv[0] not in commands:
         print(__doc__)
+        print(f"dev.py: unknown command {argv[0]!r}" if argv else "dev.py: give a command", file=sys.stderr)
         return 2
     ensure_environment()
     if argv[0] == "check":

@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import re
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -22,12 +25,20 @@ from customer_activity.jobs import build, local_catalog, publishing, secrets
 from customer_activity.jobs.build import BuildConfig, as_of_problem
 from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.contract import default_contract_path, load_contract
-from customer_activity.jobs.errors import EXIT_INTERNAL_ERROR, EXIT_OK, ConfigurationError, CustomerActivityError
+from customer_activity.jobs.errors import (
+    EXIT_INTERNAL_ERROR,
+    EXIT_OK,
+    ConfigurationError,
+    ContractDefinitionError,
+    CustomerActivityError,
+    InputError,
+)
 from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.lineage import DEFAULT_NAMESPACE, LineageSettings
 from customer_activity.jobs.lineage import ENTROPY_DATA as LINEAGE_ENTROPY_DATA
 from customer_activity.jobs.lineage import STANDARD as LINEAGE_STANDARD
 from customer_activity.jobs.publishing import OUTPUT_TABLE, OutputLocation
+from customer_activity.jobs.report import code_version, record_restore
 from customer_activity.jobs.session import create_spark_session
 
 logger = logging.getLogger("customer_activity")
@@ -37,10 +48,12 @@ DEFAULT_PRODUCT_FILE = Path("customer-activity.odps.yaml")
 
 
 def as_of_date(text: str) -> date:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date of the form YYYY-MM-DD")
     try:
         day = date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date of the form YYYY-MM-DD") from None
+    except ValueError as error:  # "month must be in 1..12", "day is out of range for month"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: {error}") from None
     problem = as_of_problem(day)
     if problem:
         raise argparse.ArgumentTypeError(problem)
@@ -53,87 +66,144 @@ def positive(text: str) -> int:
     return int(text)
 
 
+_EXIT_CODES = """exit codes:
+  0  success
+  1  internal error (a bug: the stack trace is printed)
+  2  invalid usage or configuration
+  3  input tables missing or unusable
+  4  contract broken, nothing published (test-contract: the table failed its test)
+  5  the marketplace refused a document or could not be reached
+  6  another writer committed to the table meanwhile, nothing published: run again"""
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: a global option typed after the command works, a wrong one shows this command's usage."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{"formatter_class": argparse.RawDescriptionHelpFormatter, **kwargs})
+        self.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log every step")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed, extra
+
+
+def _command(commands: Any, name: str, summary: str, description: str, *examples: str) -> argparse.ArgumentParser:
+    epilog = "examples:\n" + "\n".join(f"  customer-activity {e}" for e in examples) + "\n\n" + _EXIT_CODES
+    wrapped = textwrap.fill(description, 79)
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=summary, description=wrapped, epilog=epilog)
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="customer-activity",
         description="Build the Customer Activity data product: one row per customer organisation.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {code_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
-    build = commands.add_parser(
+    build = _command(
+        commands,
         "build",
-        help="build and publish the output port (Delta), from Parquet directories or from Unity Catalog",
-        description="Inputs and output are either directories (--source-dir, --output-dir) or, on "
-        "Databricks, schemas of one catalog (--catalog, --source-schema, --output-schema).",
+        "build and publish the output port (Delta), from Parquet directories or from Unity Catalog",
+        "Reads the raw tables, builds the candidate, audits it against the contract and publishes it. "
+        "Give either --source-dir and --output-dir (local) or --catalog, --source-schema and "
+        "--output-schema (Databricks).",
+        "build --source-dir local-run/raw --output-dir local-run/output",
+        "build --source-dir raw --output-dir out --as-of 2026-11-20 -v",
+        "build --catalog main --source-schema raw --output-schema customer_activity",
     )
-    build.add_argument("--source-dir", type=Path, help="directory with one Parquet dataset per raw table")
-    build.add_argument("--output-dir", type=Path, help="the output port goes to <output-dir>/customer_activity")
-    _catalog_arguments(build, source=True)
+    _location_arguments(build, source=True)
     build.add_argument(
-        "--as-of", type=_as_of_or_today, default=None, help="as-of date D, YYYY-MM-DD (default: today in UTC)"
+        "--as-of",
+        type=_as_of_or_today,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="the day the activity is counted up to (default: today in UTC)",
     )
-    build.add_argument("--contract", type=Path, default=None, help="ODCS contract (default: the product's own)")
     build.add_argument(
+        "--contract", type=Path, default=None, metavar="FILE", help="ODCS contract (default: the product's own)"
+    )
+    lineage = build.add_argument_group("lineage (optional; the Databricks job sends it to Entropy Data)")
+    lineage.add_argument(
         "--lineage-url",
         default=None,
         help="OpenLineage HTTP endpoint (default: the OPENLINEAGE_* configuration; none: no events)",
     )
-    build.add_argument(
+    lineage.add_argument(
         "--lineage",
         choices=[LINEAGE_STANDARD, LINEAGE_ENTROPY_DATA],
         default=LINEAGE_STANDARD,
         help=f"where lineage events go: the OpenLineage configuration ({LINEAGE_STANDARD}, the default) or "
         f"Entropy Data's lineage API with the product's own transport ({LINEAGE_ENTROPY_DATA})",
     )
-    _marketplace_arguments(build, f"with --lineage {LINEAGE_ENTROPY_DATA}: ")
-    build.add_argument(
+    _marketplace_arguments(lineage, f"with --lineage {LINEAGE_ENTROPY_DATA}: ")
+    lineage.add_argument(
         "--lineage-namespace",
         default=None,
         help=f"OpenLineage job namespace (default: OPENLINEAGE_NAMESPACE or {DEFAULT_NAMESPACE})",
     )
 
-    publish = commands.add_parser(
+    publish = _command(
+        commands,
         "publish",
-        help="publish the data contract and the data product to the Entropy Data marketplace",
-        description="PUTs the ODCS contract, then the ODPS data product, as JSON. The API key comes "
+        "publish the data contract and the data product to the Entropy Data marketplace",
+        "PUTs the ODCS contract, then the ODPS data product, as JSON. The API key comes "
         f"from {secrets.API_KEY_VARIABLE}; the host from --host or {secrets.HOST_VARIABLE}.",
+        "publish --dry-run",
+        "publish --host https://api.entropy-data.com",
     )
     publish.add_argument(
         "--host",
         default=None,
         help=f"API base URL (default: {secrets.HOST_VARIABLE}, else {secrets.DEFAULT_HOST})",
     )
-    publish.add_argument("--contract", type=Path, default=None, help="ODCS contract (default: the product's own)")
+    publish.add_argument(
+        "--contract", type=Path, default=None, metavar="FILE", help="ODCS contract (default: the product's own)"
+    )
     publish.add_argument(
         "--product", type=Path, default=None, help=f"ODPS file (default: {DEFAULT_PRODUCT_FILE} of the checkout)"
     )
     publish.add_argument("--dry-run", action="store_true", help="print the requests instead of sending them")
     publish.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default: %(default)s)")
 
-    test = commands.add_parser(
+    test = _command(
+        commands,
         "test-contract",
-        help="test a published output with datacontract-cli, optionally publishing the results",
-        description="Tests a local output (--output-dir) or the catalog table (--catalog, --output-schema) "
-        "through the contract's catalog server, pointed at it. Results are published to Entropy Data "
-        "when an API key is configured: ENTROPY_DATA_API_KEY, or --secret-scope on Databricks.",
+        "test a published output with datacontract-cli, optionally publishing the results",
+        "Tests a published output from the consumer's side, through the contract's catalog server "
+        "pointed at it. Give --output-dir, or --catalog and --output-schema. Results are published to "
+        f"Entropy Data when an API key is configured: {secrets.API_KEY_VARIABLE}, or --secret-scope.",
+        "test-contract --output-dir local-run/output",
+        "test-contract --catalog main --output-schema customer_activity",
     )
-    test.add_argument("--output-dir", type=Path)
-    _catalog_arguments(test, source=False)
+    _location_arguments(test, source=False)
     test.add_argument(
         "--server", default="production", help="the contract's catalog server to test (default: %(default)s)"
     )
-    test.add_argument("--contract", type=Path, default=None)
-    _marketplace_arguments(test, "to publish the results: ")
-
-    restore = commands.add_parser(
-        "restore",
-        help="bring back the previously published version of the output port, in one transaction",
-        description="For the day a contract-valid but wrong table went out: restores the rows published "
-        "before the current ones (or --version N), as a new Delta version; time travel keeps them all.",
+    test.add_argument(
+        "--contract", type=Path, default=None, metavar="FILE", help="ODCS contract (default: the product's own)"
     )
-    restore.add_argument("--output-dir", type=Path)
-    _catalog_arguments(restore, source=False)
+    _marketplace_arguments(test.add_argument_group("publishing the results (optional)"), "")
+
+    restore = _command(
+        commands,
+        "restore",
+        "bring back the previously published version of the output port, in one transaction",
+        "For the day a contract-valid but wrong table went out: restores the rows published before the "
+        "current ones (or --version N), as a new Delta version; time travel keeps them all. Give "
+        "--output-dir, or --catalog and --output-schema.",
+        "restore --output-dir local-run/output",
+        "restore --output-dir local-run/output --version 1",
+        "restore --catalog main --output-schema customer_activity",
+    )
+    _location_arguments(restore, source=False)
     restore.add_argument(
         "--version", type=int, default=None, help="the Delta version to restore (default: the previous one)"
     )
@@ -145,7 +215,7 @@ def _as_of_or_today(text: str) -> date | None:
     return as_of_date(text) if text.strip() else None
 
 
-def _marketplace_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
+def _marketplace_arguments(parser: Any, purpose: str) -> None:
     """Where Entropy Data is and where its API key comes from, for `purpose`."""
     parser.add_argument(
         "--entropy-data-host",
@@ -164,14 +234,24 @@ def _marketplace_arguments(parser: argparse.ArgumentParser, purpose: str) -> Non
     )
 
 
-def _catalog_arguments(parser: argparse.ArgumentParser, source: bool) -> None:
-    parser.add_argument("--catalog", help="Unity Catalog catalog of the input and output schemas")
+def _location_arguments(parser: argparse.ArgumentParser, source: bool) -> None:
+    local = parser.add_argument_group("local directories")
     if source:
-        parser.add_argument("--source-schema", help="schema of the raw input tables")
-    parser.add_argument("--output-schema", help="schema of the output table customer_activity")
+        local.add_argument(
+            "--source-dir", type=Path, metavar="DIR", help="directory with one Parquet dataset per raw table"
+        )
+    local.add_argument(
+        "--output-dir", type=Path, metavar="DIR", help="the output port is <output-dir>/customer_activity"
+    )
+    databricks = parser.add_argument_group("Unity Catalog (Databricks)")
+    databricks.add_argument("--catalog", metavar="NAME", help="catalog of the input and output schemas")
     if source:
-        parser.add_argument(
+        databricks.add_argument("--source-schema", metavar="NAME", help="schema of the raw input tables")
+    databricks.add_argument("--output-schema", metavar="NAME", help="schema of the output table customer_activity")
+    if source:
+        databricks.add_argument(
             "--staging-schema",
+            metavar="NAME",
             help="schema where a build stages its candidate, unseen by consumers (default: <output-schema>_staging)",
         )
 
@@ -198,6 +278,9 @@ def _check_locations(args: argparse.Namespace) -> None:
         raise ConfigurationError("--source-dir goes with --output-dir; a catalog output reads --source-schema")
     if args.source_dir is not None and args.output_dir is not None:
         local_catalog.check_output_outside_input(args.source_dir, args.output_dir)
+    if args.source_dir is not None and not args.source_dir.is_dir():
+        state = "is not a directory" if args.source_dir.exists() else "does not exist"
+        raise InputError(f"the source directory {args.source_dir} {state}")
 
 
 def _output(spark: SparkSession, args: argparse.Namespace, published: bool = False) -> OutputLocation:
@@ -247,6 +330,8 @@ def _build(args: argparse.Namespace) -> int:
         secret_key=args.secret_key,
     )
     _check_locations(args)
+    if args.contract is not None and not args.contract.is_file():
+        raise ContractDefinitionError(f"data contract not found: {args.contract}")
     # The contract is read and linted (a second of Python) while Spark's JVM starts; the
     # build then finds it read, or reads it again and reports what was wrong with it.
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -296,6 +381,9 @@ def _restore(args: argparse.Namespace) -> int:
     output = _output(spark, args, published=True)
     restored, committed = publishing.restore(spark, output, args.version)
     print(f"Restored {output.published} to its version {restored}; it is now version {committed}.")
+    if args.output_dir is not None:
+        # The run report beside the table must not go on naming the rows that were rolled back.
+        record_restore(args.output_dir / local_catalog.REPORT_FILE, restored, committed, datetime.now(UTC))
     return EXIT_OK
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -94,6 +95,16 @@ class RunReport:
     def write(self, path: Path) -> None:
         """Replace the report at `path` in one rename; never writes through a symbolic link."""
         replace_file(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def record_restore(path: Path, restored: int, version: int, at: datetime) -> None:
+    """Note in the last build's report that version `version` now serves the rows of `restored`."""
+    if not path.is_file():
+        return
+    report = json.loads(path.read_text())
+    report["published_version"] = version
+    report["restored"] = {"rows_of_version": restored, "version": version, "restored_at": at.isoformat()}
+    replace_file(path, json.dumps(report, indent=2) + "\n")
 
 
 def replace_file(path: Path, text: str) -> None:

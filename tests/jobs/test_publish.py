@@ -126,6 +126,9 @@ def test_a_rebuild_commits_one_version_and_the_previous_stays_readable_then_rest
     assert main(["restore", "--output-dir", str(output_copy)]) == EXIT_OK
 
     assert f"to its version {first_version}; it is now version {second_version + 1}" in capsys.readouterr().out
+    # The run report no longer names the rolled-back version as the published one.
+    assert run_report(output_copy)["published_version"] == second_version + 1
+    assert run_report(output_copy)["restored"]["rows_of_version"] == first_version
     assert published(output_copy).sort_by("organization_id").equals(first.sort_by("organization_id"))
     assert published(output_copy, version=second_version).equals(second)
     # The rows just rolled back are not "the previous version" of a second restore.
