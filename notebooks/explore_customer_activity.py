@@ -8,12 +8,13 @@
 # MAGIC - **On Databricks** it reads the raw tables from Unity Catalog (widgets `catalog`,
 # MAGIC   `source_schema`, `as_of`). Open it from the deployed bundle: the first cell installs the
 # MAGIC   project from the bundle's files.
-# MAGIC - **Locally** it generates the sample that `python3 dev.py run` uses (size from
-# MAGIC   `CUSTOMER_ACTIVITY_SAMPLE_ORGANIZATIONS`, default 200) and runs on embedded Spark:
-# MAGIC   `python notebooks/explore_customer_activity.py`, or open it in an editor that knows
-# MAGIC   Databricks notebook cells.
+# MAGIC - **Locally** it reads the raw tables of your last `python3 dev.py run` (`local-run/raw`,
+# MAGIC   or `$CUSTOMER_ACTIVITY_WORKDIR/raw`) for that run's as-of date, and generates the same
+# MAGIC   sample there only when there is none. It runs on embedded Spark:
+# MAGIC   `.venv/bin/python notebooks/explore_customer_activity.py`, or open it in an editor that
+# MAGIC   knows Databricks notebook cells. Its charts go to `local-run/charts`.
 # MAGIC
-# MAGIC Nothing here writes: the notebook never publishes.
+# MAGIC The notebook never publishes.
 
 # COMMAND ----------
 
@@ -25,8 +26,8 @@
 
 # COMMAND ----------
 
+import json
 import os
-import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -44,6 +45,12 @@ try:
     spark  # noqa: B018 - Databricks notebooks define it
 except NameError:
     spark = session.create_spark_session()
+
+
+try:
+    notebook_dir = Path(__file__).resolve().parent
+except NameError:  # a Databricks notebook runs in its own directory, without __file__
+    notebook_dir = Path.cwd()
 
 
 def show(frame: DataFrame, rows: int = 10) -> None:
@@ -70,13 +77,16 @@ else:
     # Local tooling, on the path that dev.py gives the environment; not in the wheel.
     from customer_activity_dev import sample_data
 
-    as_of = datetime.now(UTC).date()
-    sample = Path(
-        os.environ.get("CUSTOMER_ACTIVITY_SAMPLE_DIR") or tempfile.mkdtemp(prefix="customer-activity-sample-")
+    # The local run's directory: what `python3 dev.py run` built, for the day it built it.
+    workdir = Path(os.environ.get("CUSTOMER_ACTIVITY_WORKDIR") or notebook_dir.parent / "local-run")
+    report = workdir / "output" / local_catalog.REPORT_FILE
+    as_of = (
+        date.fromisoformat(json.loads(report.read_text())["as_of"]) if report.is_file() else datetime.now(UTC).date()
     )
-    organizations = int(os.environ.get("CUSTOMER_ACTIVITY_SAMPLE_ORGANIZATIONS", "200"))
-    sample_data.generate(sample, organizations, as_of)
-    source = local_catalog.mounted_source(spark, sample)
+    if not (workdir / "raw" / "organization").is_dir():
+        print(f"No local run in {workdir}: generating its sample, as `python3 dev.py run` would.")
+        sample_data.generate(workdir / "raw", as_of=as_of)
+    source = local_catalog.mounted_source(spark, workdir / "raw")
 
 raw = inputs.read_raw_tables(spark, source)
 print(f"as-of date: {as_of}; inputs: {source.catalog}.{source.schema} ({source})")
@@ -151,15 +161,10 @@ show(customer_activity.groupBy("data_platform").count().orderBy(F.col("count").d
 # MAGIC ## What consumers see: the dashboard's views
 # MAGIC The same queries as the deployed AI/BI dashboard (`resources/dashboard/queries/`), here over
 # MAGIC the output computed above. On Databricks each result is displayed (pick a chart in the cell);
-# MAGIC locally each view is drawn and saved as a PNG (directory from `CUSTOMER_ACTIVITY_CHARTS_DIR`,
-# MAGIC else a new temporary one).
+# MAGIC locally each view is drawn and saved as a PNG in `<workdir>/charts`, replaced on every run.
 
 # COMMAND ----------
 
-try:
-    notebook_dir = Path(__file__).resolve().parent
-except NameError:  # a Databricks notebook runs in its own directory, without __file__
-    notebook_dir = Path.cwd()
 queries = notebook_dir.parent / "resources" / "dashboard" / "queries"
 customer_activity.createOrReplaceTempView("customer_activity")
 views = {path.stem: spark.sql(path.read_text()) for path in sorted(queries.glob("*.sql"))}
@@ -186,9 +191,7 @@ else:
     matplotlib.use("Agg")  # files only, no window
     import matplotlib.pyplot as plt
 
-    charts_dir = Path(
-        os.environ.get("CUSTOMER_ACTIVITY_CHARTS_DIR") or tempfile.mkdtemp(prefix="customer-activity-charts-")
-    )
+    charts_dir = workdir / "charts"
     charts_dir.mkdir(parents=True, exist_ok=True)
     print("overview:", views["overview"].first().asDict(), "| freshness:", views["freshness"].first().asDict())
     charts = {}
