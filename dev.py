@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -37,6 +38,8 @@ TOOLS = ROOT / "tools"
 # times faster than pip; it is itself installed from the package index with pip.
 UV_VERSION = "0.13.9"
 MIN_JAVA = 17
+# When the command was typed, and how long dev.py's own set-up took (read by `run`'s summary).
+STARTED_VARIABLE, SETUP_VARIABLE = "CUSTOMER_ACTIVITY_STARTED_AT", "CUSTOMER_ACTIVITY_SETUP_SECONDS"
 
 
 def fail(message: str) -> None:
@@ -169,6 +172,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         print(f"dev.py: unknown command {argv[0]!r}" if argv else "dev.py: give a command", file=sys.stderr)
         return 2
+    started = time.time()
     ensure_environment()
     if argv[0] == "check":
         return static_checks(argv[1:])
@@ -179,6 +183,9 @@ def main(argv: list[str]) -> int:
     if command is None:
         print(f"dev.py: environment ready: {VENV}")
         return 0
+    # The run says how long the person waited, this set-up included.
+    environment[STARTED_VARIABLE] = repr(started)
+    environment[SETUP_VARIABLE] = f"{time.time() - started:.1f}"
     return subprocess.run([*command, *argv[1:]], cwd=ROOT, env=environment, check=False).returncode
 
 

@@ -7,6 +7,7 @@ import yaml
 
 from customer_activity.jobs.errors import EXIT_OK
 from customer_activity_dev.__main__ import main
+from customer_activity_dev.local_run import done_message
 from customer_activity_testing import contract_cli
 from customer_activity_testing.outputs import AS_OF, run_report
 from customer_activity_testing.paths import REPOSITORY
@@ -41,3 +42,9 @@ def test_run_builds_a_contract_valid_output_that_the_readmes_datacontract_comman
     [schema] = contract["schema"]
     # At least a presence and a type check per column, and every quality rule.
     assert contract_cli.checks_run(result) >= 2 * len(schema["properties"]) + len(schema["quality"])
+
+
+def test_the_summary_counts_the_time_the_person_waited_set_up_included():
+    assert done_message(141.3, 115.0) == "Done in 141.3 s: 115.0 s preparing the environment, 26.3 s the run."
+    # Started without dev.py, or nothing to prepare: one figure.
+    assert done_message(26.0, 0.0) == "Done in 26.0 s."

@@ -332,7 +332,7 @@ def main(argv: Sequence[str] = ()) -> int:
     archive = archive_path(delta_jars)
     if archive is None or archive.is_file() or _failed_recently(archive, time.time()):
         return 0
-    print("Saving the classes Spark loads (about 200 MB), to start its JVM faster (once, under a minute)...")
+    print("Saving the classes Spark loads (about 200 MB), to start its JVM faster (once, about a minute)...")
     started = time.perf_counter()
     try:
         archive.parent.mkdir(parents=True, exist_ok=True)
