@@ -271,3 +271,16 @@ def test_without_a_home_there_is_no_cache(monkeypatch):
 def test_delta_jars_go_after_what_spark_dist_classpath_holds_once(current, expected):
     jars = [Path("/j/a.jar"), Path("/j/b.jar")]
     assert jvm_cache.class_path_with(current, jars) == os.pathsep.join(str(Path(entry)) for entry in expected)
+
+
+def test_only_the_most_recently_used_archives_are_kept(tmp_path):
+    archives = [tmp_path / f"spark-classes-{n}.jsa" for n in range(5)]
+    for age, archive in enumerate(archives):
+        archive.write_bytes(b"")
+        os.utime(archive, (1_000_000 - age, 1_000_000 - age))
+    (tmp_path / "delta-jars-1.txt").write_text("kept: not an archive")
+
+    assert jvm_cache.remove_older_archives(tmp_path, keep=3) == archives[3:]
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["delta-jars-1.txt", *(a.name for a in archives[:3])])
+    assert jvm_cache.remove_older_archives(tmp_path / "empty", keep=3) == []

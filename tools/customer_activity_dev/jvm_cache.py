@@ -70,6 +70,9 @@ _ABANDONED_AFTER_SECONDS = 3600
 # A failed training is not tried at every start; its cause (a full disk, a killed JVM)
 # may be gone after this long.
 _RETRY_AFTER_SECONDS = 7 * 24 * 3600
+# Archives kept in the cache: this environment's and those of a few others (another clone, an
+# earlier PySpark); the least recently used go first.
+_ARCHIVES_KEPT = 3
 _SWITCHES_TO_REMOTE = ("SPARK_REMOTE", "DATABRICKS_RUNTIME_VERSION")
 
 
@@ -194,6 +197,9 @@ def java_options(delta_jars: Sequence[Path] | None, dump_to: Path | None = None)
     archive = archive_path(delta_jars)
     if archive is None or not archive.is_file():
         return []
+    # Its modification time says when it was last used: the newest are the ones kept.
+    with contextlib.suppress(OSError):
+        os.utime(archive)
     return [_quoted(f"-XX:SharedArchiveFile={archive}"), _QUIET]
 
 
@@ -216,6 +222,16 @@ def install(written: Path, archive: Path, jvm_exit_code: int) -> bool:
         return True
     written.unlink(missing_ok=True)
     return False
+
+
+def remove_older_archives(directory: Path, keep: int = _ARCHIVES_KEPT) -> list[Path]:
+    """Archives of other environments beyond the `keep` most recently used (each about 200 MB)."""
+    archives = sorted(directory.glob("spark-classes-*.jsa"), key=lambda path: path.stat().st_mtime, reverse=True)
+    for old in archives[keep:]:
+        # A JVM that maps an archive keeps reading it after the unlink; the next start makes a new one.
+        with contextlib.suppress(OSError):
+            old.unlink()
+    return archives[keep:]
 
 
 def remove_abandoned(directory: Path, now: float) -> list[Path]:
@@ -342,6 +358,8 @@ def main(argv: Sequence[str] = ()) -> int:
         problem = f"{type(error).__name__}: {error}"
     if problem is None:
         print(f"Saved {archive} in {time.perf_counter() - started:.0f} s.")
+        for old in remove_older_archives(archive.parent):
+            print(f"Removed {old}, the least recently used class archive beyond {_ARCHIVES_KEPT}.")
         return 0
     note = failure_note(archive)
     with contextlib.suppress(OSError):
