@@ -31,6 +31,8 @@ def test_run_builds_a_contract_valid_output_that_the_readmes_datacontract_comman
     assert "passed:" in out
     assert "none failed" in out
     assert f"output (delta): {workdir / 'output' / 'customer_activity'}, version " in out
+    assert f"test it again: .venv/bin/customer-activity test-contract --output-dir {workdir / 'output'}" in out
+    assert out.rstrip().splitlines()[-1].startswith("Done in ")
     assert (workdir / "raw" / "organization").is_dir()
     assert run_report(workdir / "output")["output_rows"] == 30
 

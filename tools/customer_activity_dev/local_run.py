@@ -74,6 +74,8 @@ def run(config: LocalRunConfig, lineage: Lineage | None = None) -> int:
     print(report.summary(build.report_path))
     passed = check_published(spark, output)
     install_duckdb_delta()
+    print("\nLook at it: the README's 'Look at the output' (deltalake, DuckDB, Spark, earlier versions);")
+    print(f"test it again: .venv/bin/customer-activity test-contract --output-dir {config.output}")
     print(done_message(time.time() - started, float(os.environ.get("CUSTOMER_ACTIVITY_SETUP_SECONDS") or 0)))
     return EXIT_OK if passed else EXIT_CONTRACT_VIOLATION
 
