@@ -60,12 +60,6 @@ def as_of_date(text: str) -> date:
     return day
 
 
-def positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
-
-
 _EXIT_CODES = """exit codes:
   0  success
   1  internal error (a bug: the stack trace is printed)

@@ -14,12 +14,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from customer_activity.jobs import secrets
-from customer_activity.jobs.cli import as_of_date, positive
+from customer_activity.jobs.cli import as_of_date
 from customer_activity.jobs.errors import EXIT_INTERNAL_ERROR, CustomerActivityError
 from customer_activity_dev import local_run, sample_data
 
 # Where `run` puts its sample input and output, relative to where it is started.
 DEFAULT_WORKDIR = Path("local-run")
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
