@@ -261,12 +261,16 @@ def _check_locations(args: argparse.Namespace) -> None:
         raise ConfigurationError("give either --output-dir or --catalog with --output-schema, not both")
     if args.output_dir is None and not (args.catalog and args.output_schema):
         raise ConfigurationError("give --output-dir, or --catalog and --output-schema")
+    if args.output_dir is None:
+        _catalog_output(args)  # its names are checked where they are made
     if not hasattr(args, "source_dir"):
         return
     if args.source_dir is not None and args.source_schema:
         raise ConfigurationError("give either --source-dir or --source-schema, not both")
     if args.source_dir is None and not (args.catalog and args.source_schema):
         raise ConfigurationError("give --source-dir, or --catalog and --source-schema")
+    if args.source_dir is None:
+        InputLocation(args.catalog, args.source_schema)
     if args.source_dir is not None and args.output_dir is None:
         # A directory is mounted in Spark's own catalog, which a workspace's output schema is not part of.
         raise ConfigurationError("--source-dir goes with --output-dir; a catalog output reads --source-schema")
@@ -283,6 +287,10 @@ def _output(spark: SparkSession, args: argparse.Namespace, published: bool = Fal
         return local_catalog.mount_published(spark, args.output_dir)
     if args.output_dir is not None:
         return local_catalog.mount_output(spark, args.output_dir, datetime.now(UTC))
+    return _catalog_output(args)
+
+
+def _catalog_output(args: argparse.Namespace) -> OutputLocation:
     table = TableName(args.catalog, args.output_schema, OUTPUT_TABLE)
     return OutputLocation(table, staging_schema=getattr(args, "staging_schema", None))
 

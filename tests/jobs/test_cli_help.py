@@ -108,3 +108,17 @@ def test_dev_py_help_exits_0_and_an_unknown_command_is_named():
     mistyped = subprocess.run([*dev, "runn"], capture_output=True, text=True, check=False, timeout=60)
     assert mistyped.returncode == 2
     assert mistyped.stderr == "dev.py: unknown command 'runn'\n"
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["--catalog", "x; DROP TABLE y", "--source-schema", "raw"], "catalog 'x; DROP TABLE y' is not a valid name"),
+        (["--catalog", "main", "--source-schema", "raw`--"], "source schema 'raw`--' is not a valid name"),
+        (["--catalog", "main", "--source-schema", "raw", "--staging-schema", "a b"], "staging schema 'a b'"),
+    ],
+)
+def test_names_are_refused_before_spark_starts(names, message, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "create_spark_session", no_spark)
+    assert main(["build", *names, "--output-schema", "out"]) == EXIT_USAGE
+    assert message in capsys.readouterr().err
