@@ -183,9 +183,10 @@ def main(argv: list[str]) -> int:
     if command is None:
         print(f"dev.py: environment ready: {VENV}")
         return 0
-    # The run says how long the person waited, this set-up included.
-    environment[STARTED_VARIABLE] = repr(started)
-    environment[SETUP_VARIABLE] = f"{time.time() - started:.1f}"
+    if argv[0] == "run":
+        # The run says how long the person waited, this set-up included.
+        environment[STARTED_VARIABLE] = repr(started)
+        environment[SETUP_VARIABLE] = f"{time.time() - started:.1f}"
     return subprocess.run([*command, *argv[1:]], cwd=ROOT, env=environment, check=False).returncode
 
 

@@ -69,7 +69,11 @@ def row_condition(query: str | None) -> str | None:
     skeleton.set("where", None)
     if where is None or skeleton != _COUNT_ROWS:
         return None
-    if not all(isinstance(node, _PLAIN_NODES) for node in where.this.walk()):
+    # Unqualified columns only: `${model}.x` or `t.x` would name no column of the staged table.
+    nodes = list(where.this.walk())
+    if not all(isinstance(node, _PLAIN_NODES) for node in nodes) or any(
+        isinstance(node, exp.Column) and node.table for node in nodes
+    ):
         return None
     return str(where.this.sql(dialect="spark"))
 

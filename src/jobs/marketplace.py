@@ -117,7 +117,10 @@ def publish(
     backoff_seconds: float = 0.5,
 ) -> list[str]:
     """PUT every document in order; stops at the first failure with a PublishError."""
-    retry = _LoggedRetry(total=attempts - 1, backoff_factor=backoff_seconds, status_forcelist=_RETRIED_STATUSES)
+    # A server's Retry-After is honoured up to half a minute a wait: publishing never hangs for long.
+    retry = _LoggedRetry(
+        total=attempts - 1, backoff_factor=backoff_seconds, status_forcelist=_RETRIED_STATUSES, max_backoff_wait=30.0
+    )
     transport = RetryTransport(httpx.HTTPTransport(retries=0), retry)
     published = []
     with EntropyDataClient(api_key.reveal(), host, timeout=timeout_seconds, transport=transport) as client:

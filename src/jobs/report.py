@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -11,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 
 from customer_activity.jobs.audit import CheckResult
+
+logger = logging.getLogger(__name__)
 
 
 def code_version() -> str:
@@ -99,12 +102,16 @@ class RunReport:
 
 def record_restore(path: Path, restored: int, version: int, at: datetime) -> None:
     """Note in the last build's report that version `version` now serves the rows of `restored`."""
-    if not path.is_file():
-        return
-    report = json.loads(path.read_text())
-    report["published_version"] = version
-    report["restored"] = {"rows_of_version": restored, "version": version, "restored_at": at.isoformat()}
-    replace_file(path, json.dumps(report, indent=2) + "\n")
+    try:
+        if not path.is_file():
+            return
+        report = json.loads(path.read_text())
+        report["published_version"] = version
+        report["restored"] = {"rows_of_version": restored, "version": version, "restored_at": at.isoformat()}
+        replace_file(path, json.dumps(report, indent=2) + "\n")
+    # The restore is committed: a report that cannot be updated is worth a warning, not a failure.
+    except (OSError, ValueError, TypeError) as error:
+        logger.warning("the run report %s could not record the restore: %s", path, error)
 
 
 def replace_file(path: Path, text: str) -> None:

@@ -175,7 +175,10 @@ def test_the_deployed_wheel_is_built_with_a_version_of_its_own(bundle):
     # The newest wheel of a glob only from this CLI on; an older one would install every stale wheel.
     assert bundle["bundle"]["databricks_cli_version"] == ">= 0.256.0"
     environment = job(bundle)["environments"][0]["spec"]
-    assert environment["dependencies"] == ["../dist/*.whl"]
+    # The tasks install exactly what the artifact builds, from a folder no earlier scheme wrote to.
+    assert artifact["build"].endswith("--wheel-dir dist/bundle .")
+    assert artifact["files"] == [{"source": "dist/bundle/*.whl"}]
+    assert environment["dependencies"] == ["../dist/bundle/*.whl"]
 
 
 def test_the_build_sends_lineage_to_entropy_data_with_the_key_from_the_secret_scope(bundle):

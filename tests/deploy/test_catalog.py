@@ -140,6 +140,8 @@ def test_a_rule_that_is_not_a_plain_row_condition_stays_out_of_the_constraints(c
             "-(assets_total + 1) * 2 > 0 OR name = 'x'",
         ),
         ("SELECT COUNT(*) FROM ${model} LIMIT 1", None),
+        ("SELECT COUNT(*) FROM ${model} WHERE ${model}.users_total < 0", None),
+        ("SELECT COUNT(*) FROM ${model} WHERE t.users_total < 0", None),
         ("SELECT COUNT(*) FROM other WHERE users_total < 0", None),
         ("SELECT COUNT(*) FROM ${model} WHERE users_total < ", None),
         (None, None),

@@ -21,10 +21,10 @@ pytestmark = pytest.mark.e2e
 
 
 def build_wheel(wheel_dir: Path) -> Path:
-    """Built with the bundle artifact's own command, into `wheel_dir` instead of dist/."""
+    """Built with the bundle artifact's own command, into `wheel_dir` instead of dist/bundle."""
     command = bundle_checks.load(REPOSITORY)["artifacts"]["customer_activity_wheel"]["build"].split()
     assert command[:1] == ["python3"]
-    assert command[-3:] == ["--wheel-dir", "dist", "."]
+    assert command[-3:] == ["--wheel-dir", "dist/bundle", "."]
     subprocess.run(
         [sys.executable, *command[1:-2], str(wheel_dir), "."],
         cwd=REPOSITORY,

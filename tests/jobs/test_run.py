@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 import pytest
 import yaml
 
 from customer_activity.jobs.errors import EXIT_OK
+from customer_activity.jobs.report import record_restore
 from customer_activity_dev.__main__ import main
 from customer_activity_dev.local_run import done_message
 from customer_activity_testing import contract_cli
@@ -50,3 +54,23 @@ def test_the_summary_counts_the_time_the_person_waited_set_up_included():
     assert done_message(141.3, 115.0) == "Done in 141.3 s: 115.0 s preparing the environment, 26.3 s the run."
     # Started without dev.py, or nothing to prepare: one figure.
     assert done_message(26.0, 0.0) == "Done in 26.0 s."
+
+
+def test_a_restore_that_cannot_be_recorded_in_the_report_only_warns(tmp_path, caplog):
+    at = datetime(2026, 11, 20, tzinfo=UTC)
+    broken = tmp_path / "broken.json"
+    broken.write_text("[not, a report")
+    record_restore(broken, 1, 3, at)
+    assert "could not record the restore" in caplog.text
+    assert broken.read_text() == "[not, a report"
+    # No report (a catalog output): nothing to record, nothing written.
+    record_restore(tmp_path / "none.json", 1, 3, at)
+    assert not (tmp_path / "none.json").exists()
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"published_version": 2, "as_of": "2026-11-20"}))
+    record_restore(report, 1, 3, at)
+    assert json.loads(report.read_text()) == {
+        "published_version": 3,
+        "as_of": "2026-11-20",
+        "restored": {"rows_of_version": 1, "version": 3, "restored_at": at.isoformat()},
+    }

@@ -224,9 +224,17 @@ def install(written: Path, archive: Path, jvm_exit_code: int) -> bool:
     return False
 
 
+def _last_used(path: Path) -> float:
+    # Another clone may remove an archive between the listing and this look.
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def remove_older_archives(directory: Path, keep: int = _ARCHIVES_KEPT) -> list[Path]:
     """Archives of other environments beyond the `keep` most recently used (each about 200 MB)."""
-    archives = sorted(directory.glob("spark-classes-*.jsa"), key=lambda path: path.stat().st_mtime, reverse=True)
+    archives = sorted(directory.glob("spark-classes-*.jsa"), key=_last_used, reverse=True)
     for old in archives[keep:]:
         # A JVM that maps an archive keeps reading it after the unlink; the next start makes a new one.
         with contextlib.suppress(OSError):

@@ -57,7 +57,7 @@ def run(config: LocalRunConfig, lineage: Lineage | None = None) -> int:
     Lineage goes where OpenLineage's own configuration says, unless `lineage` is given.
     """
     # From when the command was typed where dev.py says so (its set-up included), else from here.
-    started = float(os.environ.get("CUSTOMER_ACTIVITY_STARTED_AT") or time.time())
+    started = _seconds("CUSTOMER_ACTIVITY_STARTED_AT") or time.time()
     counts = sample_data.generate(config.source, config.organizations, config.as_of, config.seed)
     print(f"Generated {sum(counts.values())} raw rows for {config.organizations} organisations in {config.source}")
     spark = create_spark_session()
@@ -76,8 +76,16 @@ def run(config: LocalRunConfig, lineage: Lineage | None = None) -> int:
     install_duckdb_delta()
     print("\nLook at it: the README's 'Look at the output' (deltalake, DuckDB, Spark, earlier versions);")
     print(f"test it again: .venv/bin/customer-activity test-contract --output-dir {config.output}")
-    print(done_message(time.time() - started, float(os.environ.get("CUSTOMER_ACTIVITY_SETUP_SECONDS") or 0)))
+    print(done_message(time.time() - started, _seconds("CUSTOMER_ACTIVITY_SETUP_SECONDS") or 0.0))
     return EXIT_OK if passed else EXIT_CONTRACT_VIOLATION
+
+
+def _seconds(variable: str) -> float | None:
+    """A time dev.py handed over; None when there is none (started otherwise) or it is not a number."""
+    try:
+        return float(os.environ.get(variable, ""))
+    except ValueError:
+        return None
 
 
 def done_message(waited: float, setup: float) -> str:
