@@ -269,8 +269,6 @@ def _check_locations(args: argparse.Namespace) -> None:
         raise ConfigurationError("give either --source-dir or --source-schema, not both")
     if args.source_dir is None and not (args.catalog and args.source_schema):
         raise ConfigurationError("give --source-dir, or --catalog and --source-schema")
-    if args.source_dir is None:
-        InputLocation(args.catalog, args.source_schema)
     if args.source_dir is not None and args.output_dir is None:
         # A directory is mounted in Spark's own catalog, which a workspace's output schema is not part of.
         raise ConfigurationError("--source-dir goes with --output-dir; a catalog output reads --source-schema")
@@ -332,6 +330,12 @@ def _build(args: argparse.Namespace) -> int:
         secret_key=args.secret_key,
     )
     _check_locations(args)
+    source_dir: Path | None = args.source_dir
+    # Made before Spark starts, so that its names are checked first.
+    if source_dir is None:
+        source = InputLocation(args.catalog, args.source_schema)
+    else:
+        source = local_catalog.source_location(source_dir)
     if args.contract is not None and not args.contract.is_file():
         raise ContractDefinitionError(f"data contract not found: {args.contract}")
     # The contract is read and linted (a second of Python) while Spark's JVM starts; the
@@ -341,11 +345,8 @@ def _build(args: argparse.Namespace) -> int:
         spark = create_spark_session()
     # The output first: one that cannot be published to is refused before any input is read.
     output = _output(spark, args)
-    source_dir: Path | None = args.source_dir
     config = BuildConfig(
-        source=local_catalog.source_location(source_dir)
-        if source_dir
-        else InputLocation(args.catalog, args.source_schema),
+        source=source,
         # A directory is mounted where the build reads its inputs: its problems are the build's.
         prepare_inputs=(lambda session: local_catalog.mount_source(session, source_dir)) if source_dir else None,
         output=output,
