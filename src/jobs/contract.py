@@ -15,8 +15,6 @@ from importlib import resources
 from pathlib import Path
 
 import sqlglot
-from datacontract.data_contract import DataContract
-from datacontract.export.spark_exporter import to_pyspark_schema
 from open_data_contract_standard.model import DataQuality, OpenDataContractStandard, Team, TeamMember
 from pyspark.sql import types as T
 from sqlglot import exp
@@ -236,6 +234,12 @@ def load_contract(path: Path | None = None) -> OutputContract:
 # that has not changed is read once per process (tests and notebooks load it often).
 @functools.lru_cache(maxsize=8)
 def _load_contract(path: Path, modified_ns: int, size: int) -> OutputContract:
+    # Imported here, not with the module: datacontract-cli takes a second to import, which a
+    # command refused for its arguments should not wait for (the build reads the contract
+    # while Spark starts).
+    from datacontract.data_contract import DataContract  # noqa: PLC0415
+    from datacontract.export.spark_exporter import to_pyspark_schema  # noqa: PLC0415
+
     lint = DataContract(data_contract_file=str(path)).lint()
     # Lint warnings (say, a rule datacontract-cli cannot test) are judged below by
     # what the pre-publish audit can check; only invalid ODCS stops here.
