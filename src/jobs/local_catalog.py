@@ -20,13 +20,11 @@ from __future__ import annotations
 import atexit
 import hashlib
 import logging
-import os
 import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
 
-import pyarrow as pa
 from pyspark.sql import SparkSession
 
 from customer_activity.jobs import catalog, raw_files
@@ -41,7 +39,6 @@ logger = logging.getLogger(__name__)
 LOCAL_CATALOG = "spark_catalog"
 REPORT_FILE = "customer_activity_run_report.json"
 STAGING_DIRECTORY = ".customer_activity.staging"
-_PARQUET_MAGIC = b"PAR1"
 
 
 def schema_name(kind: str, directory: Path) -> str:
@@ -102,14 +99,7 @@ def mount_source(spark: SparkSession, directory: Path) -> dict[str, dict[str, in
 def _inspect(table: str, path: Path, port: InputPort) -> raw_files.RawDataset:
     if not path.exists():
         raise InputError(f"{table}: {path} does not exist")
-    files = _data_files(path)
-    problem = parquet_problem(path, files)
-    if problem is not None:
-        raise InputError(f"{table}: {path} is not a Parquet dataset: {problem}")
-    try:
-        dataset = raw_files.inspect(table, path, files, port.required_columns)
-    except (OSError, pa.ArrowException) as error:
-        raise InputError(f"{table}: {path} is not a readable Parquet dataset ({first_line(error)})") from error
+    dataset = raw_files.inspect(table, path, _data_files(path), port.required_columns)
     # Said here as the build would say it, so that one run names every problem of every table.
     problems = dataset.problems or schema_problems(dataset.schema, port)
     if problems:
@@ -137,37 +127,6 @@ def _data_files(path: Path) -> list[Path]:
         for file in path.rglob("*")
         if file.is_file() and not any(part.startswith((".", "_")) for part in file.relative_to(path).parts)
     )
-
-
-def _looks_like(head: bytes) -> str:
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return "unknown binary content"
-    if not all(character.isprintable() or character in "\r\n\t" for character in text):
-        return "unknown binary content"
-    return "comma-separated text (CSV?)" if "," in text.splitlines()[0] else "text"
-
-
-def parquet_problem(path: Path, files: list[Path] | None = None) -> str | None:
-    """Why `path` cannot be read as a Parquet dataset, or None if it looks like one.
-
-    Checked before Spark reads it, so that a wrong file is named plainly instead of
-    surfacing as a failed Spark task with a JVM stack trace.
-    """
-    files = _data_files(path) if files is None else files
-    if not files:
-        return "it holds no data files"
-    for file in files:
-        with file.open("rb") as handle:
-            head = handle.read(64)
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(size - 4, 0))
-            tail = handle.read(4)
-        if size < 12 or head[:4] != _PARQUET_MAGIC or tail != _PARQUET_MAGIC:
-            name = file.relative_to(path) if file != path else file.name
-            return f"{name} is not a Parquet file ({_looks_like(head) if head else 'empty'})"
-    return None
 
 
 def mount_output(spark: SparkSession, directory: Path, now: datetime) -> OutputLocation:

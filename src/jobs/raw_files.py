@@ -25,9 +25,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyspark.errors import PySparkTypeError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.pandas.types import from_arrow_type
+
+from customer_activity.jobs.errors import InputError
+from customer_activity.jobs.inputs import first_line
 
 # Spark (and Parquet decimals it reads) holds at most 38 digits.
 _MAX_PRECISION = 38
@@ -53,6 +58,16 @@ class UnsupportedTypeError(Exception):
     """A Parquet column type this job cannot read into Spark."""
 
 
+# Where Spark's Parquet reader reads a column otherwise than PySpark's Arrow mapping says:
+# unsigned integers widen to the next signed type.
+_UNSIGNED: dict[pa.DataType, T.DataType] = {
+    pa.uint8(): T.ShortType(),
+    pa.uint16(): T.IntegerType(),
+    pa.uint32(): T.LongType(),
+    pa.uint64(): T.DecimalType(20, 0),
+}
+
+
 def spark_type(arrow: pa.DataType, physical: str | None = None) -> T.DataType:
     """The Spark type Spark's own Parquet reader gives a column of this Arrow (footer) type.
 
@@ -61,39 +76,21 @@ def spark_type(arrow: pa.DataType, physical: str | None = None) -> T.DataType:
     """
     if physical == "INT96":
         return T.TimestampType()
-    if pa.types.is_dictionary(arrow):
-        # Arrow's dictionary encoding is a storage detail: Spark reads the values.
+    if pa.types.is_dictionary(arrow):  # a storage detail: Spark reads the values
         return spark_type(arrow.value_type)
-    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow):
-        return T.StringType()
-    if pa.types.is_large_binary(arrow):
-        return T.BinaryType()
-    simple: dict[pa.DataType, T.DataType] = {
-        pa.int8(): T.ByteType(),
-        pa.int16(): T.ShortType(),
-        pa.int32(): T.IntegerType(),
-        pa.int64(): T.LongType(),
-        # Spark reads unsigned Parquet integers into the next wider signed type.
-        pa.uint8(): T.ShortType(),
-        pa.uint16(): T.IntegerType(),
-        pa.uint32(): T.LongType(),
-        pa.uint64(): T.DecimalType(20, 0),
-        pa.float32(): T.FloatType(),
-        pa.float64(): T.DoubleType(),
-        pa.bool_(): T.BooleanType(),
-        pa.date32(): T.DateType(),
-        pa.binary(): T.BinaryType(),
-    }
-    if arrow in simple:
-        return simple[arrow]
-    if pa.types.is_decimal(arrow) and arrow.precision <= _MAX_PRECISION:
-        return T.DecimalType(arrow.precision, arrow.scale)
-    if pa.types.is_timestamp(arrow):
-        # Spark 4 cannot read nanosecond timestamps (it would fail inside a task).
-        if arrow.unit == "ns":
-            raise UnsupportedTypeError("timestamp with nanoseconds")
-        return T.TimestampType() if arrow.tz is not None else T.TimestampNTZType()
-    raise UnsupportedTypeError(str(arrow))
+    if arrow in _UNSIGNED:
+        return _UNSIGNED[arrow]
+    # Spark 4 cannot read nanosecond timestamps (it would fail inside a task).
+    if pa.types.is_timestamp(arrow) and arrow.unit == "ns":
+        raise UnsupportedTypeError("timestamp with nanoseconds")
+    # Raw tables hold flat values: a nested or unusual column is no column the job reads.
+    unusual = pa.types.is_nested(arrow) or pa.types.is_duration(arrow) or pa.types.is_null(arrow)
+    if unusual or (pa.types.is_decimal(arrow) and arrow.precision > _MAX_PRECISION):
+        raise UnsupportedTypeError(str(arrow))
+    try:
+        return from_arrow_type(arrow, prefer_timestamp_ntz=True)
+    except PySparkTypeError:  # a type Spark has no match for
+        raise UnsupportedTypeError(str(arrow)) from None
 
 
 def wider_type(left: T.DataType, right: T.DataType) -> T.DataType | None:
@@ -216,7 +213,7 @@ def merge(table: str, directory: Path, files: list[FileSchema], wanted: tuple[st
     for file in files:
         for name, reason in file.unsupported:
             problems.setdefault(
-                name, f"{table}.{name}: has a type Spark cannot read ({reason}) in {_name(file, directory)}"
+                name, f"{table}.{name}: has a type Spark cannot read ({reason}) in {_name(file.path, directory)}"
             )
         for name, data_type in file.columns:
             if name not in merged:
@@ -228,7 +225,7 @@ def merge(table: str, directory: Path, files: list[FileSchema], wanted: tuple[st
                 problems.setdefault(
                     name,
                     f"{table}.{name}: files disagree on its type: {dict(seen.columns)[name].simpleString()} in "
-                    f"{_name(seen, directory)}, {data_type.simpleString()} in {_name(file, directory)}",
+                    f"{_name(seen.path, directory)}, {data_type.simpleString()} in {_name(file.path, directory)}",
                 )
                 continue
             merged[name] = wider
@@ -236,10 +233,24 @@ def merge(table: str, directory: Path, files: list[FileSchema], wanted: tuple[st
     return RawDataset(table, directory, files, schema, [problems[name] for name in wanted if name in problems])
 
 
-def _name(file: FileSchema, directory: Path) -> str:
-    return str(file.path.relative_to(directory)) if file.path != directory else file.path.name
+def _name(path: Path, directory: Path) -> str:
+    return str(path.relative_to(directory)) if path != directory else path.name
 
 
 def inspect(table: str, directory: Path, files: list[Path], wanted: tuple[str, ...]) -> RawDataset:
-    """Read every file's footer and merge their schemas over the `wanted` columns."""
-    return merge(table, directory, [file_schema(path, wanted) for path in files], wanted)
+    """Read every file's footer and merge their schemas over the `wanted` columns.
+
+    A file that is not Parquet (a CSV, garbage, an empty file) is named, before Spark
+    would fail on it inside a task with a JVM stack trace.
+    """
+    if not files:
+        raise InputError(f"{table}: {directory} is not a Parquet dataset: it holds no data files")
+    footers = []
+    for path in files:
+        try:
+            footers.append(file_schema(path, wanted))
+        except (OSError, pa.ArrowException) as error:
+            raise InputError(
+                f"{table}: {directory} is not a Parquet dataset: {_name(path, directory)}: {first_line(error)}"
+            ) from error
+    return merge(table, directory, footers, wanted)

@@ -119,34 +119,6 @@ STG_DATA_CONTRACTS = StagingModel(input_ports.DATA_CONTRACT, ("status",))
 STG_TEST_RESULTS = StagingModel(input_ports.TEST_RESULT, ("data_contract_id",))
 
 
-def stg_organizations(raw: DataFrame) -> DataFrame:
-    return stage(raw, STG_ORGANIZATIONS)
-
-
-def stg_organization_members(raw: DataFrame) -> DataFrame:
-    return stage(raw, STG_ORGANIZATION_MEMBERS)
-
-
-def stg_data_products(raw: DataFrame) -> DataFrame:
-    return stage(raw, STG_DATA_PRODUCTS)
-
-
-def stg_assets(raw: DataFrame) -> DataFrame:
-    return stage(raw, STG_ASSETS)
-
-
-def stg_output_ports(raw: DataFrame) -> DataFrame:
-    return stage(raw, STG_OUTPUT_PORTS)
-
-
-def stg_data_contracts(raw: DataFrame) -> DataFrame:
-    return stage(raw, STG_DATA_CONTRACTS)
-
-
-def stg_test_results(raw: DataFrame) -> DataFrame:
-    return stage(raw, STG_TEST_RESULTS)
-
-
 # Keyed by source table: what the jobs and the notebook iterate over.
 STAGING_MODELS: dict[str, StagingModel] = {
     model.port.table: model

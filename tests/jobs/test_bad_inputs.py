@@ -81,12 +81,14 @@ BAD_INPUTS = {
     "directory of CSV": (
         replace_files("output_port", "part-0.csv", b"output_port_id,type\n1,databricks\n"),
         "output_port: {source}/output_port is not a Parquet dataset: "
-        "part-0.csv is not a Parquet file (comma-separated text (CSV?))",
+        "part-0.csv: Parquet magic bytes not found in footer. "
+        "Either the file is corrupted or this is not a parquet file.",
     ),
     "garbage bytes": (
         replace_files("data_contract", "part-0.parquet", bytes(range(256)) * 8),
         "data_contract: {source}/data_contract is not a Parquet dataset: "
-        "part-0.parquet is not a Parquet file (unknown binary content)",
+        "part-0.parquet: Parquet magic bytes not found in footer. "
+        "Either the file is corrupted or this is not a parquet file.",
     ),
     "empty directory": (
         replace_files("test_result", "", b""),

@@ -72,8 +72,8 @@ def test_the_organisation_dimension_meets_only_aggregates_and_nothing_is_shuffle
 def test_the_check_sees_memberships_joined_to_the_dimension_before_aggregating(spark, sample_source):
     """Joining the child rows first (and aggregating after) is what the check must catch."""
     raw = inputs.read_raw_tables(spark, local_catalog.mounted_source(spark, sample_source))
-    organizations = staging.stg_organizations(raw["organization"])
-    members = staging.stg_organization_members(raw["organization_member"])
+    organizations = staging.stage(raw["organization"], staging.STG_ORGANIZATIONS)
+    members = staging.stage(raw["organization_member"], staging.STG_ORGANIZATION_MEMBERS)
     late = organizations.join(members, on="organization_id", how="left").groupBy("organization_id").count()
     problems = plans.dimension_join_problems(plans.executed_plan(late), "organization_id", ORGANISATION_WINDOW)
     assert any("windowspecdefinition(organization_member_id" in problem for problem in problems), problems

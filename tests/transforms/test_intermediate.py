@@ -16,11 +16,11 @@ WINDOW_END = "2024-04-01T00:00:00Z"  # D + 1 day, 00:00 UTC
 
 
 def members(spark, *rows):
-    return staging.stg_organization_members(raw(spark, "organization_member", *rows))
+    return staging.stage(raw(spark, "organization_member", *rows), staging.STG_ORGANIZATION_MEMBERS)
 
 
 def products(spark, *rows):
-    return staging.stg_data_products(raw(spark, "data_product", *rows))
+    return staging.stage(raw(spark, "data_product", *rows), staging.STG_DATA_PRODUCTS)
 
 
 def by_org(frame, *columns):
@@ -154,10 +154,10 @@ def ports_model(spark, ports, contracts=(), results=(), data_products=None):
         {"data_product_id": "d3", "organization_id": "o1"},
     ]
     enriched = intermediate.int_output_ports_enriched(
-        staging.stg_output_ports(raw(spark, "output_port", *ports)),
-        staging.stg_data_products(raw(spark, "data_product", *data_products)),
-        staging.stg_data_contracts(raw(spark, "data_contract", *contracts)),
-        staging.stg_test_results(raw(spark, "test_result", *results)),
+        staging.stage(raw(spark, "output_port", *ports), staging.STG_OUTPUT_PORTS),
+        staging.stage(raw(spark, "data_product", *data_products), staging.STG_DATA_PRODUCTS),
+        staging.stage(raw(spark, "data_contract", *contracts), staging.STG_DATA_CONTRACTS),
+        staging.stage(raw(spark, "test_result", *results), staging.STG_TEST_RESULTS),
     )
     return intermediate.int_organization_output_ports(enriched)
 
@@ -270,7 +270,7 @@ def test_data_platform_is_null_when_no_port_has_a_type(spark):
 
 
 def test_assets_are_counted_per_organisation(spark):
-    assets = staging.stg_assets(
+    assets = staging.stage(
         raw(
             spark,
             "asset",
@@ -278,7 +278,8 @@ def test_assets_are_counted_per_organisation(spark):
             {"asset_id": "a1", "organization_id": "o1", "version": 2},
             {"asset_id": "a2", "organization_id": "o1"},
             {"asset_id": "a3", "organization_id": "o2"},
-        )
+        ),
+        staging.STG_ASSETS,
     )
     expected = spark.createDataFrame([("o1", 2), ("o2", 1)], "organization_id string, assets_total bigint")
     assert_df_equality(

@@ -24,7 +24,7 @@ def test_the_highest_version_wins(spark):
         {"organization_id": "o1", "vanity_url": "new", "version": 3},
         {"organization_id": "o1", "vanity_url": "middle", "version": 2},
     )
-    assert vanity_urls(staging.stg_organizations(organizations)) == {"o1": "new"}
+    assert vanity_urls(staging.stage(organizations, staging.STG_ORGANIZATIONS)) == {"o1": "new"}
 
 
 def test_equal_versions_are_decided_by_the_load_id_compared_as_a_number(spark):
@@ -35,7 +35,7 @@ def test_equal_versions_are_decided_by_the_load_id_compared_as_a_number(spark):
         {"organization_id": "o1", "vanity_url": "earlier load", "version": 2, "_dlt_load_id": "9.5"},
         {"organization_id": "o1", "vanity_url": "later load", "version": 2, "_dlt_load_id": "10.1"},
     )
-    assert vanity_urls(staging.stg_organizations(organizations)) == {"o1": "later load"}
+    assert vanity_urls(staging.stage(organizations, staging.STG_ORGANIZATIONS)) == {"o1": "later load"}
 
 
 def test_equal_versions_and_loads_are_decided_by_the_highest_dlt_id(spark):
@@ -45,7 +45,7 @@ def test_equal_versions_and_loads_are_decided_by_the_highest_dlt_id(spark):
         {"organization_id": "o1", "vanity_url": "lower id", "_dlt_id": "aaa"},
         {"organization_id": "o1", "vanity_url": "higher id", "_dlt_id": "bbb"},
     )
-    assert vanity_urls(staging.stg_organizations(organizations)) == {"o1": "higher id"}
+    assert vanity_urls(staging.stage(organizations, staging.STG_ORGANIZATIONS)) == {"o1": "higher id"}
 
 
 def test_a_null_version_ranks_below_every_version(spark):
@@ -57,7 +57,10 @@ def test_a_null_version_ranks_below_every_version(spark):
         {"organization_id": "o1", "vanity_url": "no version", "version": None, "_dlt_load_id": "99.0"},
         {"organization_id": "o2", "vanity_url": "only unversioned", "version": None},
     )
-    assert vanity_urls(staging.stg_organizations(organizations)) == {"o1": "versioned", "o2": "only unversioned"}
+    assert vanity_urls(staging.stage(organizations, staging.STG_ORGANIZATIONS)) == {
+        "o1": "versioned",
+        "o2": "only unversioned",
+    }
 
 
 def test_a_nan_version_ranks_like_a_null_one(spark):
@@ -73,7 +76,10 @@ def test_a_nan_version_ranks_like_a_null_one(spark):
         "version",
         F.when(F.col("vanity_url").startswith("NaN"), F.lit(float("nan"))).otherwise(F.col("version").cast("double")),
     )
-    assert vanity_urls(staging.stg_organizations(organizations)) == {"o1": "versioned", "o2": "NaN, later load"}
+    assert vanity_urls(staging.stage(organizations, staging.STG_ORGANIZATIONS)) == {
+        "o1": "versioned",
+        "o2": "NaN, later load",
+    }
 
 
 def test_rows_with_a_null_key_are_not_entities(spark):
@@ -84,7 +90,7 @@ def test_rows_with_a_null_key_are_not_entities(spark):
         {"organization_id": None, "vanity_url": "ghost", "version": 9},
         {"organization_id": "o1", "vanity_url": "real"},
     )
-    assert vanity_urls(staging.stg_organizations(organizations)) == {"o1": "real"}
+    assert vanity_urls(staging.stage(organizations, staging.STG_ORGANIZATIONS)) == {"o1": "real"}
 
 
 def test_the_result_does_not_depend_on_row_order_or_partitioning(spark):
@@ -99,10 +105,10 @@ def test_the_result_does_not_depend_on_row_order_or_partitioning(spark):
         }
         for n in range(60)
     ]
-    expected = staging.stg_organizations(raw(spark, "organization", *rows))
+    expected = staging.stage(raw(spark, "organization", *rows), staging.STG_ORGANIZATIONS)
     random.Random(7).shuffle(rows)
     shuffled = raw(spark, "organization", *rows).repartition(5)
-    assert_df_equality(staging.stg_organizations(shuffled), expected, ignore_row_order=True)
+    assert_df_equality(staging.stage(shuffled, staging.STG_ORGANIZATIONS), expected, ignore_row_order=True)
 
 
 def test_staging_keeps_the_latest_values_of_every_column(spark):
@@ -119,7 +125,7 @@ def test_staging_keeps_the_latest_values_of_every_column(spark):
         },
         {"organization_member_id": "m1", "organization_id": "o2", "user_id": None, "created_at": None, "version": 2},
     )
-    [member] = staging.stg_organization_members(members).collect()
+    [member] = staging.stage(members, staging.STG_ORGANIZATION_MEMBERS).collect()
     assert (member.organization_id, member.user_id, member.created_at) == ("o2", None, None)
 
 
@@ -132,12 +138,12 @@ def test_test_results_are_append_only_and_all_kept(spark):
         {"test_result_id": "t1", "data_contract_id": "c1", "result": "failed"},
         {"test_result_id": None, "data_contract_id": "c2", "result": "passed"},
     )
-    assert staging.stg_test_results(results).count() == 3
+    assert staging.stage(results, staging.STG_TEST_RESULTS).count() == 3
 
 
 def test_output_port_type_is_named_as_the_platform_it_is(spark):
     ports = raw(spark, "output_port", {"output_port_id": "p1", "type": "databricks"})
-    assert staging.stg_output_ports(ports).select("platform_type").first()[0] == "databricks"
+    assert staging.stage(ports, staging.STG_OUTPUT_PORTS).select("platform_type").first()[0] == "databricks"
 
 
 def test_rows_that_tie_on_every_ranking_column_are_decided_by_their_values(spark):
@@ -146,14 +152,14 @@ def test_rows_that_tie_on_every_ranking_column_are_decided_by_their_values(spark
         {"organization_id": "o1", "vanity_url": "alpha", "_dlt_id": "same"},
         {"organization_id": "o1", "vanity_url": "beta", "_dlt_id": "same"},
     ]
-    forwards = staging.stg_organizations(raw(spark, "organization", *rows))
-    backwards = staging.stg_organizations(raw(spark, "organization", *reversed(rows)).repartition(2))
+    forwards = staging.stage(raw(spark, "organization", *rows), staging.STG_ORGANIZATIONS)
+    backwards = staging.stage(raw(spark, "organization", *reversed(rows)).repartition(2), staging.STG_ORGANIZATIONS)
     assert vanity_urls(forwards) == vanity_urls(backwards) == {"o1": "beta"}
 
 
 def test_staging_keeps_only_the_columns_the_product_uses(spark):
     products = raw(spark, "data_product", {"data_product_id": "d1", "name": "unused", "status": "active"})
-    assert staging.stg_data_products(products).columns == [
+    assert staging.stage(products, staging.STG_DATA_PRODUCTS).columns == [
         "data_product_id",
         "organization_id",
         "created_at",
@@ -170,7 +176,9 @@ def test_timestamps_of_the_latest_version_are_parsed_and_superseded_ones_never_m
         {"organization_id": "o1", "created_at": "2024-03-15T12:00:00+02:00", "version": 2},
         {"organization_id": "o2", "created_at": "not a date", "version": 1},
     )
-    parsed = {row.organization_id: row.created_at for row in staging.stg_organizations(organizations).collect()}
+    parsed = {
+        row.organization_id: row.created_at for row in staging.stage(organizations, staging.STG_ORGANIZATIONS).collect()
+    }
     assert parsed["o1"].isoformat().startswith("2024-03-15T10:00")
     assert parsed["o2"] is None
 
