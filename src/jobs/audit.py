@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -29,9 +29,6 @@ class CheckResult:
     name: str
     passed: bool
     detail: str
-
-    def to_dict(self) -> dict[str, str | bool]:
-        return asdict(self)
 
 
 def _null_count(column: str) -> Column:

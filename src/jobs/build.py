@@ -218,11 +218,10 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
     With `lineage`, the run is announced (START) and its end reported (COMPLETE or FAIL).
     """
     lineage = lineage or Lineage(None)
-    read_datasets, written_dataset = lineage_datasets(config.source, config.output)
+    lineage.about(*lineage_datasets(config.source, config.output))
     contract: OutputContract | None = None
-    run_id = config.run_id
     report = RunReport(
-        run_id=run_id,
+        run_id=config.run_id,
         as_of=config.as_of.isoformat(),
         updated_at=config.started_at.isoformat(),
         contract_id="",
@@ -236,18 +235,15 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
         with _timed(report, "load_contract"):
             contract = load_contract(config.contract_path)
         report.contract_id, report.contract_version = contract.id, contract.version
-        lineage.start(read_datasets, written_dataset, contract, config.started_at)
+        lineage.start(contract, config.started_at)
         _run(spark, config, contract, report)
-        lineage.complete(read_datasets, written_dataset, contract, report.output_rows, report.checks)
+        lineage.complete(contract, report.output_rows, report.checks)
         return report
-    except CustomerActivityError as error:
-        report.status, report.error = "failed", secrets.mask_url_credentials(str(error))
-        lineage.fail(read_datasets, written_dataset, contract, report.error)
-        raise
     except Exception as error:
-        report.status = "failed"
-        report.error = secrets.mask_url_credentials(f"internal error: {type(error).__name__}: {error}")
-        lineage.fail(read_datasets, written_dataset, contract, report.error)
+        explained = isinstance(error, CustomerActivityError)
+        message = str(error) if explained else f"internal error: {type(error).__name__}: {error}"
+        report.status, report.error = "failed", secrets.mask_url_credentials(message)
+        lineage.fail(contract, report.error)
         raise
     except BaseException as error:
         # Interrupted (Ctrl-C, a stop signal turned into SystemExit): the report says so,

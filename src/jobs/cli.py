@@ -8,7 +8,6 @@ exit code here (documented in the README).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import re
 import sys
@@ -117,17 +116,13 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--as-of",
         type=_as_of_or_today,
-        default=None,
         metavar="YYYY-MM-DD",
         help="the day the activity is counted up to (default: today in UTC)",
     )
-    build.add_argument(
-        "--contract", type=Path, default=None, metavar="FILE", help="ODCS contract (default: the product's own)"
-    )
+    build.add_argument("--contract", type=Path, metavar="FILE", help="ODCS contract (default: the product's own)")
     lineage = build.add_argument_group("lineage (optional; the Databricks job sends it to Entropy Data)")
     lineage.add_argument(
         "--lineage-url",
-        default=None,
         help="OpenLineage HTTP endpoint (default: the OPENLINEAGE_* configuration; none: no events)",
     )
     lineage.add_argument(
@@ -140,7 +135,6 @@ def _parser() -> argparse.ArgumentParser:
     _marketplace_arguments(lineage, f"with --lineage {LINEAGE_ENTROPY_DATA}: ")
     lineage.add_argument(
         "--lineage-namespace",
-        default=None,
         help=f"OpenLineage job namespace (default: OPENLINEAGE_NAMESPACE or {DEFAULT_NAMESPACE})",
     )
 
@@ -155,15 +149,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     publish.add_argument(
         "--host",
-        default=None,
         help=f"API base URL (default: {secrets.HOST_VARIABLE}, else {secrets.DEFAULT_HOST})",
     )
-    publish.add_argument(
-        "--contract", type=Path, default=None, metavar="FILE", help="ODCS contract (default: the product's own)"
-    )
-    publish.add_argument(
-        "--product", type=Path, default=None, help=f"ODPS file (default: {DEFAULT_PRODUCT_FILE} of the checkout)"
-    )
+    publish.add_argument("--contract", type=Path, metavar="FILE", help="ODCS contract (default: the product's own)")
+    publish.add_argument("--product", type=Path, help=f"ODPS file (default: {DEFAULT_PRODUCT_FILE} of the checkout)")
     publish.add_argument("--dry-run", action="store_true", help="print the requests instead of sending them")
     publish.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default: %(default)s)")
 
@@ -181,9 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument(
         "--server", default="production", help="the contract's catalog server to test (default: %(default)s)"
     )
-    test.add_argument(
-        "--contract", type=Path, default=None, metavar="FILE", help="ODCS contract (default: the product's own)"
-    )
+    test.add_argument("--contract", type=Path, metavar="FILE", help="ODCS contract (default: the product's own)")
     _marketplace_arguments(test.add_argument_group("publishing the results (optional)"), "")
 
     restore = _command(
@@ -198,9 +185,7 @@ def _parser() -> argparse.ArgumentParser:
         "restore --catalog main --output-schema customer_activity",
     )
     _location_arguments(restore, source=False)
-    restore.add_argument(
-        "--version", type=int, default=None, help="the Delta version to restore (default: the previous one)"
-    )
+    restore.add_argument("--version", type=int, help="the Delta version to restore (default: the previous one)")
     return parser
 
 
@@ -213,12 +198,10 @@ def _marketplace_arguments(parser: Any, purpose: str) -> None:
     """Where Entropy Data is and where its API key comes from, for `purpose`."""
     parser.add_argument(
         "--entropy-data-host",
-        default=None,
         help=f"{purpose}the API base URL (default: {secrets.HOST_VARIABLE}, else {secrets.DEFAULT_HOST})",
     )
     parser.add_argument(
         "--secret-scope",
-        default=None,
         help=f"{purpose}Databricks secret scope holding the API key, where {secrets.API_KEY_VARIABLE} is not set",
     )
     parser.add_argument(
@@ -311,10 +294,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL_ERROR
 
 
-def _today() -> date:
-    return datetime.now(UTC).date()
-
-
 # Each command imports the modules only it uses, in its own function: a `build` on a
 # job cluster then loads neither the marketplace client nor the contract test engine
 # (each start pays for every import).
@@ -339,9 +318,10 @@ def _build(args: argparse.Namespace) -> int:
     if args.contract is not None and not args.contract.is_file():
         raise ContractDefinitionError(f"data contract not found: {args.contract}")
     # The contract is read and linted (a second of Python) while Spark's JVM starts; the
-    # build then finds it read, or reads it again and reports what was wrong with it.
+    # build then finds it read, or reads it again and reports what was wrong with it (a
+    # future keeps its error to itself until asked for it, which nothing here does).
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(_read_ahead, args.contract)
+        pool.submit(load_contract, args.contract)
         spark = create_spark_session()
     # The output first: one that cannot be published to is refused before any input is read.
     output = _output(spark, args)
@@ -350,7 +330,7 @@ def _build(args: argparse.Namespace) -> int:
         # A directory is mounted where the build reads its inputs: its problems are the build's.
         prepare_inputs=(lambda session: local_catalog.mount_source(session, source_dir)) if source_dir else None,
         output=output,
-        as_of=args.as_of or _today(),
+        as_of=args.as_of or datetime.now(UTC).date(),
         contract_path=args.contract,
         report_path=args.output_dir / local_catalog.REPORT_FILE if args.output_dir else None,
     )
@@ -358,11 +338,6 @@ def _build(args: argparse.Namespace) -> int:
         report = build.run_build(spark, config, events)
     print(report.summary(config.report_path))
     return EXIT_OK
-
-
-def _read_ahead(contract: Path | None) -> None:
-    with contextlib.suppress(Exception):
-        load_contract(contract)
 
 
 def _publish_to_marketplace(args: argparse.Namespace) -> int:

@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
-from typing import ClassVar
 from urllib.parse import urlencode
 
 import attr
@@ -74,11 +73,9 @@ class EntropyDataRunFacet(RunFacet):
     dataProductId: str  # noqa: N815 - OpenLineage facets use camelCase
     outputPortId: str  # noqa: N815
 
-    _SCHEMA: ClassVar[str] = "https://entropy-data.com/spec/facets/1-0-0/EntropyDataRunFacet.json"
-
     @staticmethod
     def _get_schema() -> str:
-        return EntropyDataRunFacet._SCHEMA
+        return "https://entropy-data.com/spec/facets/1-0-0/EntropyDataRunFacet.json"
 
 
 @dataclass(frozen=True)
@@ -144,6 +141,12 @@ class Lineage:
         self._client = client
         self.namespace = namespace or os.environ.get("OPENLINEAGE_NAMESPACE") or DEFAULT_NAMESPACE
         self.run_id = str(uuid.uuid4())
+        self.inputs: Sequence[DatasetName] = ()
+        self.output: DatasetName | None = None
+
+    def about(self, inputs: Sequence[DatasetName], output: DatasetName) -> None:
+        """The datasets the run's events name: the build's inputs and output."""
+        self.inputs, self.output = inputs, output
 
     @classmethod
     def configure(cls, url: str | None = None, namespace: str | None = None) -> Lineage:
@@ -191,17 +194,19 @@ class Lineage:
             run_facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(nominalStartTime=nominal.isoformat())
         return Run(runId=self.run_id, facets=run_facets)
 
-    def _emit(self, state: RunState, run: Run, inputs: Sequence[DatasetName], outputs: list[OutputDataset]) -> None:
+    def _emit(self, state: RunState, run: Run, output: OutputDataset | None = None) -> None:
         if self._client is None:
             return
+        if output is None and self.output is not None:
+            output = OutputDataset(namespace=self.output.namespace, name=self.output.name)
         event = RunEvent(
             eventType=state,
             eventTime=datetime.now(UTC).isoformat(),
             run=run,
             job=self._job(),
             producer=PRODUCER,
-            inputs=[InputDataset(namespace=d.namespace, name=d.name) for d in inputs],
-            outputs=outputs,
+            inputs=[InputDataset(namespace=d.namespace, name=d.name) for d in self.inputs],
+            outputs=[output] if output else [],
         )
         try:
             self._client.emit(event)
@@ -209,38 +214,16 @@ class Lineage:
         except Exception as error:  # noqa: BLE001
             logger.warning("lineage event %s could not be sent: %s", state.value, error)
 
-    def start(
-        self, inputs: Sequence[DatasetName], output: DatasetName, contract: OutputContract | None, nominal: datetime
-    ) -> None:
-        self._emit(
-            RunState.START,
-            self._run(contract, nominal),
-            inputs,
-            [OutputDataset(namespace=output.namespace, name=output.name)],
-        )
+    def start(self, contract: OutputContract | None, nominal: datetime) -> None:
+        self._emit(RunState.START, self._run(contract, nominal))
 
-    def complete(
-        self,
-        inputs: Sequence[DatasetName],
-        output: DatasetName,
-        contract: OutputContract,
-        rows: int | None,
-        checks: Sequence[CheckResult],
-    ) -> None:
-        self._emit(
-            RunState.COMPLETE, self._run(contract, None), inputs, [output_dataset(output, contract, rows, checks)]
-        )
+    def complete(self, contract: OutputContract, rows: int | None, checks: Sequence[CheckResult]) -> None:
+        output = output_dataset(self.output, contract, rows, checks) if self.output else None
+        self._emit(RunState.COMPLETE, self._run(contract, None), output)
 
-    def fail(
-        self, inputs: Sequence[DatasetName], output: DatasetName, contract: OutputContract | None, error: str
-    ) -> None:
+    def fail(self, contract: OutputContract | None, error: str) -> None:
         message = error_message_run.ErrorMessageRunFacet(message=error, programmingLanguage="python")
-        self._emit(
-            RunState.FAIL,
-            self._run(contract, None, errorMessage=message),
-            inputs,
-            [OutputDataset(namespace=output.namespace, name=output.name)],
-        )
+        self._emit(RunState.FAIL, self._run(contract, None, errorMessage=message))
 
     @contextmanager
     def closing(self) -> Iterator[Lineage]:

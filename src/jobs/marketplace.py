@@ -167,14 +167,10 @@ class PublishConfig:
         if self.timeout_seconds <= 0:
             raise ConfigurationError(f"the timeout must be positive, not {self.timeout_seconds}")
 
-    @property
-    def resolved_host(self) -> str:
-        return marketplace_host(self.host)
-
 
 def publish_product(config: PublishConfig) -> int:
     """The `publish` command: the contract, then the data product; or only show them (dry run)."""
-    host = config.resolved_host
+    host = marketplace_host(config.host)
     items = documents(config.contract, config.product)
     if config.dry_run:
         for document in items:

@@ -216,15 +216,11 @@ class StagingArea:
         changes = row_changes(self._spark, target, started_from)
         if changes:
             commits = ", ".join(f"{operation} at version {version}" for version, operation in changes)
+            then = "none (no table)" if started_from == ABSENT else started_from
             raise OutputBusyError(
-                f"{self.output.published} changed while this build ran (Delta version "
-                f"{_version_text(started_from)} when it started; since then {commits}): another writer "
-                "published; this build published nothing"
+                f"{self.output.published} changed while this build ran (Delta version {then} when it started; "
+                f"since then {commits}): another writer published; this build published nothing"
             )
-
-
-def _version_text(version: int) -> str:
-    return "none (no table)" if version == ABSENT else str(version)
 
 
 def _concurrent_commit(error: BaseException) -> bool:

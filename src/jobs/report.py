@@ -56,13 +56,6 @@ class RunReport:
     leftovers_removed: list[str] = field(default_factory=list)
     code_version: str = field(default_factory=code_version)
 
-    @property
-    def checks_passed(self) -> int:
-        return sum(1 for check in self.checks if check.passed)
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
     def summary(self, report_path: Path | None) -> str:
         """A short human summary of a build: rows per layer, checks, where the output is."""
         lines = [
@@ -86,7 +79,7 @@ class RunReport:
         lines += [
             "",
             f"  output rows: {self.output_rows}",
-            f"  pre-publish checks passed: {self.checks_passed}/{len(self.checks)}",
+            f"  pre-publish checks passed: {sum(check.passed for check in self.checks)}/{len(self.checks)}",
             f"  output ({self.table_format}): {self.output}"
             + (f", version {self.published_version}" if self.published_version is not None else ""),
         ]
@@ -97,7 +90,7 @@ class RunReport:
 
     def write(self, path: Path) -> None:
         """Replace the report at `path` in one rename; never writes through a symbolic link."""
-        replace_file(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        replace_file(path, json.dumps(asdict(self), indent=2) + "\n")
 
 
 def record_restore(path: Path, restored: int, version: int, at: datetime) -> None:

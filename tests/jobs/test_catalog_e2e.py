@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pytest
@@ -93,7 +93,7 @@ def test_the_run_reports_counts_are_observed_while_the_catalog_build_runs(first_
     """Catalog tables have no footers to count from: the counts are observed as the build runs,
     equal to the directory build's, without a second pass over the inputs."""
     assert not [message for message in first_build.log if "counted directly" in message]
-    assert first_build.report.to_dict()["inputs"] == run_report(published_output)["inputs"]
+    assert asdict(first_build.report)["inputs"] == run_report(published_output)["inputs"]
 
 
 def test_the_catalog_build_publishes_the_specified_rows(built, spark, sample_source):

@@ -110,16 +110,20 @@ def test_the_standard_openlineage_variables_configure_the_transport(no_lineage_e
     monkeypatch.setenv("OPENLINEAGE_URL", http_server.url)
     monkeypatch.setenv("OPENLINEAGE_NAMESPACE", "analytics")
     lineage = Lineage.configure()
+    lineage.about(
+        [DatasetName("databricks", "main.raw.asset")], DatasetName("databricks", "main.out.customer_activity")
+    )
     with lineage.closing():
-        lineage.start([DatasetName("file", "/in")], DatasetName("file", "/out"), None, datetime.now(UTC))
+        lineage.start(None, datetime.now(UTC))
     [event] = events(http_server)
     assert event["job"]["namespace"] == "analytics"
+    assert [d["name"] for d in event["inputs"] + event["outputs"]] == ["main.raw.asset", "main.out.customer_activity"]
 
 
 def test_without_configuration_there_are_no_events_and_no_warnings(no_lineage_environment, caplog):
     caplog.set_level(logging.INFO)
     lineage = Lineage.configure()
-    lineage.fail([DatasetName("file", "/in")], DatasetName("file", "/out"), None, "boom")
+    lineage.fail(None, "boom")
     assert not lineage.enabled
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
@@ -128,13 +132,13 @@ def test_an_unreachable_lineage_backend_is_only_a_warning(caplog):
     lineage = Lineage.configure(closed_port_url())
     assert lineage.enabled
     with lineage.closing():
-        lineage.start([DatasetName("file", "/in")], DatasetName("file", "/out"), None, datetime.now(UTC))
+        lineage.start(None, datetime.now(UTC))
     assert "lineage event START could not be sent" in caplog.text
 
 
 def start_one(lineage: Lineage) -> None:
     with lineage.closing():
-        lineage.start([DatasetName("file", "/in")], DatasetName("file", "/out"), None, datetime.now(UTC))
+        lineage.start(None, datetime.now(UTC))
 
 
 def test_on_databricks_the_key_comes_from_the_secret_scope(monkeypatch, http_server, caplog):
