@@ -35,13 +35,15 @@ from customer_activity.jobs.errors import (
 )
 from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.lineage import Lineage
-from customer_activity.jobs.lineage import datasets as lineage_datasets
 from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.jobs.report import RunReport, TableReport
 from customer_activity.transforms import output_ports, staging
 from customer_activity.transforms.staging import STAGING_MODELS
 
 logger = logging.getLogger(__name__)
+# Each step of a build as it starts and ends: what a person at a terminal, or a job's log,
+# follows while a long build runs (the command line shows it without --verbose).
+steps = logging.getLogger("customer_activity.steps")
 
 
 def _utc_now() -> datetime:
@@ -204,12 +206,14 @@ def build_candidate(staged: dict[str, DataFrame], config: BuildConfig, contract:
 
 
 @contextmanager
-def _timed(report: RunReport, step: str) -> Iterator[None]:
+def _timed(report: RunReport, step: str, doing: str) -> Iterator[None]:
+    steps.info("%s ...", doing)
     started = time.perf_counter()
     try:
         yield
     finally:
         report.durations_seconds[step] = round(time.perf_counter() - started, 3)
+    steps.info("%s: done in %.1f s", doing, report.durations_seconds[step])
 
 
 def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None = None) -> RunReport:
@@ -218,7 +222,7 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
     With `lineage`, the run is announced (START) and its end reported (COMPLETE or FAIL).
     """
     lineage = lineage or Lineage(None)
-    lineage.about(*lineage_datasets(config.source, config.output))
+    lineage.about(config.source, config.output)
     contract: OutputContract | None = None
     report = RunReport(
         run_id=config.run_id,
@@ -232,7 +236,7 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
     # Checked before anything is read: a build that cannot publish writes no report.
     config.output.check_usable(spark)
     try:
-        with _timed(report, "load_contract"):
+        with _timed(report, "load_contract", "reading the contract"):
             contract = load_contract(config.contract_path)
         report.contract_id, report.contract_version = contract.id, contract.version
         lineage.start(contract, config.started_at)
@@ -258,7 +262,7 @@ def _run(spark: SparkSession, config: BuildConfig, contract: OutputContract, rep
     """The build itself; fills `report` as it goes."""
     report.leftovers_removed = config.output.remove_leftovers(spark, config.started_at)
     started_from = config.output.version_now(spark)
-    with _timed(report, "read_inputs"):
+    with _timed(report, "read_inputs", "reading the input tables"):
         missing = config.prepare_inputs(spark) if config.prepare_inputs else {}
         raw = inputs.read_raw_tables(spark, config.source)
     staged, counts = stage_with_counts(raw, missing)
@@ -267,7 +271,7 @@ def _run(spark: SparkSession, config: BuildConfig, contract: OutputContract, rep
     # then reads the staged candidate once, for its distinct counts only.
     written = Observation("customer_activity_candidate")
     with publishing.StagingArea(spark, config.output, config.run_id) as staging_area:
-        with _timed(report, "build_and_stage"):
+        with _timed(report, "build_and_stage", "building and staging the candidate"):
             # A candidate of another schema is the audit's to name, not the observation's to fail on.
             if not contract.schema_differences(candidate.schema):
                 candidate = _observe(written, candidate, plain_metrics(contract))
@@ -275,13 +279,13 @@ def _run(spark: SparkSession, config: BuildConfig, contract: OutputContract, rep
         # One wait for all: once one table's metrics have arrived, the others' have too.
         deadline = time.monotonic() + _OBSERVATION_WAIT_SECONDS
         report.inputs = {table: count.report(deadline) for table, count in counts.items()}
-        with _timed(report, "audit"):
+        with _timed(report, "audit", "auditing the candidate against the contract"):
             view = f"customer_activity_candidate_{uuid.uuid4().hex[:12]}"
             result = audit(staged_output, contract, view, observed=_observed(written, deadline))
         report.checks, report.output_rows = result.checks, result.rows
         if result.failures:
             raise ContractViolationError(result.failures)
-        with _timed(report, "publish"):
+        with _timed(report, "publish", "publishing"):
             report.published_version = staging_area.publish(contract, started_from)
     report.status = "succeeded"
 

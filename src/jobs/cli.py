@@ -46,7 +46,10 @@ logger = logging.getLogger("customer_activity")
 DEFAULT_PRODUCT_FILE = Path("customer-activity.odps.yaml")
 
 
-def as_of_date(text: str) -> date:
+def as_of_date(text: str) -> date | None:
+    """A YYYY-MM-DD day; empty means today (None), as a job parameter may be passed on empty."""
+    if not text.strip():
+        return None
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a date of the form YYYY-MM-DD")
     try:
@@ -115,15 +118,14 @@ def _parser() -> argparse.ArgumentParser:
     _location_arguments(build, source=True)
     build.add_argument(
         "--as-of",
-        type=_as_of_or_today,
+        type=as_of_date,
         metavar="YYYY-MM-DD",
         help="the day the activity is counted up to (default: today in UTC)",
     )
     build.add_argument("--contract", type=Path, metavar="FILE", help="ODCS contract (default: the product's own)")
     lineage = build.add_argument_group("lineage (optional; the Databricks job sends it to Entropy Data)")
     lineage.add_argument(
-        "--lineage-url",
-        help="OpenLineage HTTP endpoint (default: the OPENLINEAGE_* configuration; none: no events)",
+        "--lineage-url", help="OpenLineage HTTP endpoint (default: the OPENLINEAGE_* configuration; none: no events)"
     )
     lineage.add_argument(
         "--lineage",
@@ -134,8 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _marketplace_arguments(lineage, f"with --lineage {LINEAGE_ENTROPY_DATA}: ")
     lineage.add_argument(
-        "--lineage-namespace",
-        help=f"OpenLineage job namespace (default: OPENLINEAGE_NAMESPACE or {DEFAULT_NAMESPACE})",
+        "--lineage-namespace", help=f"OpenLineage job namespace (default: OPENLINEAGE_NAMESPACE or {DEFAULT_NAMESPACE})"
     )
 
     publish = _command(
@@ -147,10 +148,7 @@ def _parser() -> argparse.ArgumentParser:
         "publish --dry-run",
         "publish --host https://api.entropy-data.com",
     )
-    publish.add_argument(
-        "--host",
-        help=f"API base URL (default: {secrets.HOST_VARIABLE}, else {secrets.DEFAULT_HOST})",
-    )
+    publish.add_argument("--host", help=f"API base URL (default: {secrets.HOST_VARIABLE}, else {secrets.DEFAULT_HOST})")
     publish.add_argument("--contract", type=Path, metavar="FILE", help="ODCS contract (default: the product's own)")
     publish.add_argument("--product", type=Path, help=f"ODPS file (default: {DEFAULT_PRODUCT_FILE} of the checkout)")
     publish.add_argument("--dry-run", action="store_true", help="print the requests instead of sending them")
@@ -187,11 +185,6 @@ def _parser() -> argparse.ArgumentParser:
     _location_arguments(restore, source=False)
     restore.add_argument("--version", type=int, help="the Delta version to restore (default: the previous one)")
     return parser
-
-
-def _as_of_or_today(text: str) -> date | None:
-    """Like --as-of, but empty means today: a job parameter may be passed on empty."""
-    return as_of_date(text) if text.strip() else None
 
 
 def _marketplace_arguments(parser: Any, purpose: str) -> None:
@@ -282,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    build.steps.setLevel(logging.INFO)
     secrets.mask_credentials_in_logs()
     try:
         return _COMMANDS[args.command](args)
@@ -322,7 +316,9 @@ def _build(args: argparse.Namespace) -> int:
     # future keeps its error to itself until asked for it, which nothing here does).
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(load_contract, args.contract)
-        spark = create_spark_session()
+        build.steps.info("starting Spark")
+        raw_bytes = sum(file.stat().st_size for file in source_dir.rglob("*") if file.is_file()) if source_dir else 0
+        spark = create_spark_session(input_bytes=raw_bytes)
     # The output first: one that cannot be published to is refused before any input is read.
     output = _output(spark, args)
     config = BuildConfig(

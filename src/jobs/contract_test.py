@@ -11,11 +11,10 @@ a failed publication is reported and never changes the verdict.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +93,7 @@ def verify_server(
     config = {"ENTROPY_DATA_API_KEY": results.api_key.reveal()} if results else None
     if results and results.host:
         config = {**(config or {}), "ENTROPY_DATA_HOST": results.host}
-    with _quiet_failed_queries(spark):
+    with _quiet_failed_queries():
         run = DataContract(
             data_contract=model, spark=spark, server=server, publish_test_results=results is not None, config=config
         ).test()
@@ -103,37 +102,21 @@ def verify_server(
 
 
 @contextlib.contextmanager
-def _quiet_failed_queries(spark: SparkSession) -> Iterator[None]:
+def _quiet_failed_queries() -> Iterator[None]:
     """No pages of trace for the queries datacontract-cli expects to fail.
 
     It reads column types from the catalog's information_schema and falls back when there
-    is none (Spark's own catalog): PySpark logs each such failed query, and a classic
-    session's listener bus the same again, with traces that say nothing about the table.
+    is none (Spark's own catalog): PySpark logs each such failed query with a trace that
+    says nothing about the table. (A local JVM's listener bus, which logs them again, is
+    quiet by the local session's log configuration.)
     """
     query_logger = PySparkLogger.getLogger("SQLQueryContextLogger")
     level = query_logger.level
     query_logger.setLevel(logging.CRITICAL)
-    jvm = getattr(spark, "_jvm", None)  # a classic session's; Spark Connect logs on its server
-    restore: Callable[[], None] | None = None
-    if jvm is not None:
-        try:
-            log4j = jvm.org.apache.logging.log4j
-            configurator = log4j.core.config.Configurator
-            bus_level = log4j.LogManager.getLogger(_LISTENER_BUS).getLevel()
-            configurator.setLevel(_LISTENER_BUS, log4j.Level.OFF)
-            restore = functools.partial(configurator.setLevel, _LISTENER_BUS, bus_level)
-        # Only quieter logs are at stake: a cluster that refuses the call keeps them.
-        except Exception:
-            logger.debug("the listener bus's log level could not be changed", exc_info=True)
     try:
         yield
     finally:
         query_logger.setLevel(level)
-        if restore is not None:
-            restore()
-
-
-_LISTENER_BUS = "org.apache.spark.sql.util.ExecutionListenerBus"
 
 
 def _passed(run: Run) -> bool:

@@ -91,13 +91,6 @@ def _databricks_namespace() -> str:
     return f"databricks://{host}" if host else "databricks"
 
 
-def datasets(source: InputLocation, output: OutputLocation) -> tuple[list[DatasetName], DatasetName]:
-    """A build's inputs and output, named as OpenLineage names catalog tables."""
-    namespace = _databricks_namespace()
-    inputs = [DatasetName(namespace, str(source.table(table))) for table in INPUT_PORTS]
-    return inputs, DatasetName(namespace, str(output.table))
-
-
 def _client(url: str | None) -> OpenLineageClient | None:
     """A client if lineage is configured anywhere; None (silently) if not."""
     if url:
@@ -144,9 +137,12 @@ class Lineage:
         self.inputs: Sequence[DatasetName] = ()
         self.output: DatasetName | None = None
 
-    def about(self, inputs: Sequence[DatasetName], output: DatasetName) -> None:
-        """The datasets the run's events name: the build's inputs and output."""
-        self.inputs, self.output = inputs, output
+    def about(self, source: InputLocation, output: OutputLocation) -> None:
+        """The datasets the run's events name: the build's input and output tables, as
+        OpenLineage names catalog tables."""
+        namespace = _databricks_namespace()
+        self.inputs = [DatasetName(namespace, str(source.table(table))) for table in INPUT_PORTS]
+        self.output = DatasetName(namespace, str(output.table))
 
     @classmethod
     def configure(cls, url: str | None = None, namespace: str | None = None) -> Lineage:

@@ -31,12 +31,11 @@ from customer_activity.jobs import catalog, raw_files
 from customer_activity.jobs.catalog import TableName, identifier, string_literal
 from customer_activity.jobs.errors import ConfigurationError, InputError
 from customer_activity.jobs.inputs import InputLocation, first_line
-from customer_activity.jobs.publishing import LEFTOVER_AGE, OUTPUT_TABLE, TABLE_FORMAT, OutputLocation
+from customer_activity.jobs.publishing import LEFTOVER_AGE, OUTPUT_TABLE, SESSION_CATALOG, TABLE_FORMAT, OutputLocation
 from customer_activity.transforms.input_ports import INPUT_PORTS, InputPort, schema_problems
 
 logger = logging.getLogger(__name__)
 
-LOCAL_CATALOG = "spark_catalog"
 REPORT_FILE = "customer_activity_run_report.json"
 STAGING_DIRECTORY = ".customer_activity.staging"
 
@@ -55,7 +54,7 @@ def check_output_outside_input(source: Path, output: Path) -> None:
 
 def source_location(directory: Path) -> InputLocation:
     """Where `mount_source` puts the raw tables of `directory`."""
-    return InputLocation(LOCAL_CATALOG, schema_name("source", directory), label=str(directory))
+    return InputLocation(SESSION_CATALOG, schema_name("source", directory), label=str(directory))
 
 
 def mounted_source(spark: SparkSession, directory: Path) -> InputLocation:
@@ -79,9 +78,9 @@ def mount_source(spark: SparkSession, directory: Path) -> dict[str, dict[str, in
     if problems:
         raise InputError("the input tables cannot be used:\n" + "\n".join(f"  - {p}" for p in problems))
     schema = schema_name("source", directory)
-    spark.sql(f"{catalog.create_schema(LOCAL_CATALOG, schema)} LOCATION {string_literal(_copies_directory(schema))}")
+    spark.sql(f"{catalog.create_schema(SESSION_CATALOG, schema)} LOCATION {string_literal(_copies_directory(schema))}")
     for table, dataset in datasets.items():
-        name = TableName(LOCAL_CATALOG, schema, table)
+        name = TableName(SESSION_CATALOG, schema, table)
         spark.sql(catalog.drop_table(name))
         if dataset.types_agree:
             columns = ", ".join(f"{identifier('column', f.name)} {f.dataType.simpleString()}" for f in dataset.schema)
@@ -134,9 +133,9 @@ def mount_output(spark: SparkSession, directory: Path, now: datetime) -> OutputL
     _check_directory(directory)
     output = _mount(spark, directory)
     staging_location = string_literal(str(directory.resolve() / STAGING_DIRECTORY))
-    spark.sql(f"{catalog.create_schema(LOCAL_CATALOG, str(output.staging_schema))} LOCATION {staging_location}")
+    spark.sql(f"{catalog.create_schema(SESSION_CATALOG, str(output.staging_schema))} LOCATION {staging_location}")
     # Tables this session registered are the build's to drop through the catalog (a notebook's).
-    registered = {table.name for table in spark.catalog.listTables(f"{LOCAL_CATALOG}.{output.staging_schema}")}
+    registered = {table.name for table in spark.catalog.listTables(f"{SESSION_CATALOG}.{output.staging_schema}")}
     _remove_leftovers(directory / STAGING_DIRECTORY, now, registered)
     return output
 
@@ -150,8 +149,8 @@ def mount_published(spark: SparkSession, directory: Path) -> OutputLocation:
 
 def _mount(spark: SparkSession, directory: Path) -> OutputLocation:
     schema = schema_name("output", directory)
-    spark.sql(f"{catalog.create_schema(LOCAL_CATALOG, schema)} LOCATION {string_literal(str(directory.resolve()))}")
-    table, path = TableName(LOCAL_CATALOG, schema, OUTPUT_TABLE), directory / OUTPUT_TABLE
+    spark.sql(f"{catalog.create_schema(SESSION_CATALOG, schema)} LOCATION {string_literal(str(directory.resolve()))}")
+    table, path = TableName(SESSION_CATALOG, schema, OUTPUT_TABLE), directory / OUTPUT_TABLE
     registered, log = spark.catalog.tableExists(str(table)), path / "_delta_log"
     if log.is_dir() and not any(log.glob("*.json")):
         raise ConfigurationError(

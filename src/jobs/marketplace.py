@@ -24,13 +24,7 @@ from entropy_data_sdk import ApiError, EntropyDataClient
 from httpx_retries import Retry, RetryTransport
 
 from customer_activity.jobs.errors import EXIT_OK, ConfigurationError, PublishError
-from customer_activity.jobs.secrets import (
-    API_KEY_VARIABLE,
-    Secret,
-    api_key_from_environment,
-    marketplace_host,
-    redact,
-)
+from customer_activity.jobs.secrets import API_KEY_VARIABLE, Secret, api_key_from_environment, marketplace_host, redact
 
 logger = logging.getLogger(__name__)
 

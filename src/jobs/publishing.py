@@ -16,7 +16,6 @@ The staged candidate is dropped whatever happens.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,6 +30,8 @@ from customer_activity.jobs.errors import ConfigurationError, ContractDefinition
 logger = logging.getLogger(__name__)
 
 OUTPUT_TABLE = "customer_activity"
+# Spark's own catalog, the local catalog: `spark_catalog` names it in every Spark session.
+SESSION_CATALOG = "spark_catalog"
 TABLE_FORMAT = "delta"
 # DESCRIBE HISTORY's operation for INSERT OVERWRITE, and for RESTORE: the commits that
 # change which rows are published (the others change metadata only).
@@ -238,10 +239,10 @@ def _grant(spark: SparkSession, target: TableName, contract: OutputContract) -> 
     statements = catalog.grants(target, contract)
     if not statements:
         return
-    if not os.environ.get("DATABRICKS_RUNTIME_VERSION"):
-        logger.warning(
-            "grants skipped: Spark's own catalog has no GRANT; on Databricks they run: %s", "; ".join(statements)
-        )
+    # Spark's own catalog (the local one) has no GRANT; a Unity Catalog table gets them,
+    # on Databricks and from Databricks Connect alike.
+    if target.catalog == SESSION_CATALOG:
+        logger.info("grants skipped in Spark's own catalog; in Unity Catalog they run: %s", "; ".join(statements))
         return
     for statement in statements:
         spark.sql(statement)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import threading
+from importlib import metadata, resources
 from pathlib import Path
 
+from pyspark import SparkConf, SparkContext
+from pyspark.java_gateway import launch_gateway
 from pyspark.sql import SparkSession
 
 from customer_activity.jobs.errors import ConfigurationError
 
 _LOCAL_SESSION_CONF = {
     "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
     "spark.sql.session.timeZone": "UTC",
     # A laptop run handles thousands of rows, not billions: Spark's default of 200
     # shuffle partitions would mean 200 tiny tasks per stage.
@@ -19,7 +24,6 @@ _LOCAL_SESSION_CONF = {
     # Spark's default of 1 GiB runs out of heap on a sample of 100 000 organisations;
     # this is a ceiling the JVM grows into, not memory it takes up front.
     "spark.driver.memory": "4g",
-    "spark.log.level": "WARN",
     # Delta rebuilds a table's state from its log in 50 partitions by default, sized for
     # logs of clusters; a local table's log is a few files, and 50 tiny tasks made every
     # read and commit of it cost seconds (an ADD CONSTRAINT 3 s instead of 0.5 s).
@@ -35,11 +39,16 @@ _LOCAL_SESSION_CONF = {
 # and 100 000 organisations (alternating runs), the test suite 3:08-3:10 instead of
 # 3:23-3:34 (2 cores).
 _JVM_OPTIONS = ("-XX:+UseParallelGC",)
-# A command's JVM lives for one build. The optimising compiler spends more CPU compiling
-# Spark than its code then saves: without it a build takes 0.85 of the wall time at 500
-# organisations, 0.92 at 100 000. A session running dozens of builds gains from it (the
-# test suite took 4:00 without it).
+# A command's JVM lives for one build. On small inputs the optimising compiler spends
+# more CPU compiling Spark than its code then saves: without it a build took 0.85 of the
+# wall time at 500 organisations, 0.92 at 100 000 (353 MB of raw Parquet). On large ones
+# the compiled code is what counts: at 44 million raw rows (1.3 GB) the same build took
+# 1.85 times as long without it. The raw files' size decides, before the JVM starts.
 _SHORT_RUN_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1",)
+LARGE_INPUT_BYTES = 512 * 2**20
+# Spark's launcher always adds the Vector API's incubator module, and the JVM says so
+# first thing on standard error, beyond any log configuration's reach (JEP 11).
+_INCUBATOR_WARNING = b"WARNING: Using incubator modules"
 # How Ivy names the jar of delta-spark (io.delta_delta-spark_2.13-4.0.1.jar).
 DELTA_JAR_PREFIX = "io.delta_delta-spark_"
 DELTA_CONF = {
@@ -49,14 +58,14 @@ DELTA_CONF = {
 
 
 def create_spark_session(
-    remote: str | None = None, warehouse: Path | None = None, long_lived: bool = False
+    remote: str | None = None, warehouse: Path | None = None, long_lived: bool = False, input_bytes: int = 0
 ) -> SparkSession:
     """The job's session: Databricks' own, a Spark Connect one, or embedded local Spark with Delta.
 
     Every session works in UTC: timestamps without an offset are UTC instants.
     `warehouse` is where a local session's catalog keeps managed tables. A local session
     that will run many builds (a test session, a benchmark) is `long_lived`; a command's
-    runs one and ends.
+    runs one and ends, over `input_bytes` of raw files.
     """
     if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         spark = SparkSession.builder.getOrCreate()
@@ -64,17 +73,25 @@ def create_spark_session(
         builder = SparkSession.builder
         spark = (builder.remote(remote) if remote else builder).getOrCreate()
     else:
-        spark = _local_session(local_conf(warehouse, long_lived))
+        spark = _local_session(local_conf(warehouse, long_lived, input_bytes))
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     return spark
 
 
-def local_conf(warehouse: Path | None, long_lived: bool) -> dict[str, str]:
+def local_conf(warehouse: Path | None, long_lived: bool, input_bytes: int = 0) -> dict[str, str]:
     """The settings of an embedded session."""
     conf = {**_LOCAL_SESSION_CONF, **DELTA_CONF}
     if warehouse is not None:
         conf["spark.sql.warehouse.dir"] = str(warehouse.absolute())
-    java_options = [*([] if long_lived else _SHORT_RUN_JVM_OPTIONS), *_JVM_OPTIONS]
+    # Spark's own progress bar, for a person at a terminal; a log gets the build's step lines only.
+    conf["spark.ui.showConsoleProgress"] = "true" if sys.stderr.isatty() else "false"
+    quick = not long_lived and input_bytes < LARGE_INPUT_BYTES
+    log_configuration = resources.files("customer_activity.jobs").joinpath("log4j2-local.properties")
+    java_options = [
+        *(_SHORT_RUN_JVM_OPTIONS if quick else ()),
+        *_JVM_OPTIONS,
+        f'"-Dlog4j2.configurationFile={log_configuration}"',
+    ]
     # Spark's place for defaults: a user's own spark.driver.extraJavaOptions add to them.
     conf["spark.driver.defaultJavaOptions"] = " ".join(java_options)
     return conf
@@ -85,24 +102,55 @@ def _local_session(conf: dict[str, str]) -> SparkSession:
     # Embedded Spark talks only to itself: binding to loopback needs no network and
     # avoids guessing (and warning about) the machine's external address.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    builder = SparkSession.builder.master("local[*]").appName("customer-activity")
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    if DELTA_JAR_PREFIX in os.environ.get("SPARK_DIST_CLASSPATH", ""):
-        # A development environment put Delta's jars on the class path (`python3 dev.py`
-        # does, from where Ivy put them once): nothing to resolve.
-        return builder.getOrCreate()
-    # delta-spark is in the `local` extra only: Databricks brings Delta with its Spark.
-    from delta import configure_spark_with_delta_pip  # noqa: PLC0415
-
+    # A development environment put Delta's jars on the class path (`python3 dev.py` does,
+    # from where Ivy put them once); otherwise Spark resolves them with Ivy, from Maven
+    # Central on the first run, named as delta-spark's configure_spark_with_delta_pip names them.
+    resolve = DELTA_JAR_PREFIX not in os.environ.get("SPARK_DIST_CLASSPATH", "")
+    if resolve:
+        conf = {**conf, "spark.jars.packages": f"io.delta:delta-spark_2.13:{metadata.version('delta-spark')}"}
+    spark_conf = SparkConf().setMaster("local[*]").setAppName("customer-activity").setAll(list(conf.items()))
     try:
-        # Spark resolves Delta's jars with Ivy: from Maven Central on the first run,
-        # from the cache under ~/.ivy2* after that.
-        return configure_spark_with_delta_pip(builder).getOrCreate()
+        # Only a process's first session starts a JVM; later ones use its gateway.
+        if SparkContext._gateway is None:
+            _start_jvm(spark_conf)
+        return SparkSession.builder.config(conf=spark_conf).getOrCreate()
     except Exception as error:
+        if not resolve:
+            raise
         raise ConfigurationError(
             "the output port is a Delta table, and Spark could not load Delta Lake's jars "
             f"({str(error).splitlines()[0]}). The first run downloads them from Maven Central "
             "into Ivy's cache under your home directory: check that Maven Central can be reached, "
             "or provide the jars with spark.jars."
         ) from error
+
+
+def _start_jvm(conf: SparkConf) -> None:
+    """Start the session's JVM as the builder would, its standard error passed through a filter.
+
+    PySpark's `popen_kwargs` are meant for this. The pipe is read from before the JVM starts,
+    so that a JVM that writes much (Ivy resolving jars) never waits for a reader, and what a
+    JVM that fails to start said is all passed on before the failure is.
+    """
+    reading, writing = os.pipe()
+    forwarding = threading.Thread(target=_forward_jvm_errors, args=(reading,), daemon=True)
+    forwarding.start()
+    try:
+        popen = {"stderr": writing}
+        SparkContext(conf=conf, gateway=launch_gateway(conf, popen_kwargs=popen))  # type: ignore[no-untyped-call]
+    except BaseException:
+        os.close(writing)
+        forwarding.join(timeout=10)
+        raise
+    os.close(writing)
+
+
+def _forward_jvm_errors(descriptor: int) -> None:
+    """The JVM's standard error on this process's, as it comes (a progress bar has no line
+    ends), without the incubator warning it starts with."""
+    with contextlib.suppress(OSError, ValueError), os.fdopen(descriptor, "rb", buffering=0) as stream:
+        first = stream.readline()
+        if not first.startswith(_INCUBATOR_WARNING):
+            os.write(2, first)
+        while chunk := stream.read(65536):
+            os.write(2, chunk)

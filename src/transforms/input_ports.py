@@ -49,13 +49,7 @@ class InputPort:
     @property
     def required_columns(self) -> tuple[str, ...]:
         """Every column the product reads, in the order `conform` returns them."""
-        return (
-            self.key,
-            *self.id_columns,
-            *self.string_columns,
-            *self.timestamp_columns,
-            *self.technical_columns,
-        )
+        return (self.key, *self.id_columns, *self.string_columns, *self.timestamp_columns, *self.technical_columns)
 
 
 ORGANIZATION = InputPort(
@@ -112,15 +106,7 @@ TEST_RESULT = InputPort(
 
 INPUT_PORTS: dict[str, InputPort] = {
     port.table: port
-    for port in (
-        ORGANIZATION,
-        ORGANIZATION_MEMBER,
-        DATA_PRODUCT,
-        ASSET,
-        OUTPUT_PORT,
-        DATA_CONTRACT,
-        TEST_RESULT,
-    )
+    for port in (ORGANIZATION, ORGANIZATION_MEMBER, DATA_PRODUCT, ASSET, OUTPUT_PORT, DATA_CONTRACT, TEST_RESULT)
 }
 
 

@@ -110,9 +110,7 @@ STG_ORGANIZATION_MEMBERS = StagingModel(input_ports.ORGANIZATION_MEMBER, ("organ
 STG_DATA_PRODUCTS = StagingModel(input_ports.DATA_PRODUCT, ("organization_id", "created_at", "updated_at"))
 STG_ASSETS = StagingModel(input_ports.ASSET, ("organization_id",))
 STG_OUTPUT_PORTS = StagingModel(
-    input_ports.OUTPUT_PORT,
-    ("data_product_id", "type", "data_contract_id"),
-    renames={"type": "platform_type"},
+    input_ports.OUTPUT_PORT, ("data_product_id", "type", "data_contract_id"), renames={"type": "platform_type"}
 )
 STG_DATA_CONTRACTS = StagingModel(input_ports.DATA_CONTRACT, ("status",))
 # Test results are append-only: every row is a result, nothing to deduplicate.

@@ -12,9 +12,12 @@ import yaml
 from entropy_data_sdk.models import OpenLineageRunEvent
 
 from customer_activity.jobs import local_catalog, secrets
+from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.contract import load_contract
 from customer_activity.jobs.errors import EXIT_INPUT_ERROR, EXIT_OK, ConfigurationError
-from customer_activity.jobs.lineage import DATA_PRODUCT_ID, DatasetName, Lineage, LineageSettings
+from customer_activity.jobs.inputs import InputLocation
+from customer_activity.jobs.lineage import DATA_PRODUCT_ID, Lineage, LineageSettings
+from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.jobs.secrets import Secret
 from customer_activity.transforms.input_ports import INPUT_PORTS
 from customer_activity_testing.http_server import Answer, closed_port_url
@@ -110,14 +113,13 @@ def test_the_standard_openlineage_variables_configure_the_transport(no_lineage_e
     monkeypatch.setenv("OPENLINEAGE_URL", http_server.url)
     monkeypatch.setenv("OPENLINEAGE_NAMESPACE", "analytics")
     lineage = Lineage.configure()
-    lineage.about(
-        [DatasetName("databricks", "main.raw.asset")], DatasetName("databricks", "main.out.customer_activity")
-    )
+    lineage.about(InputLocation("main", "raw"), OutputLocation(TableName("main", "out", "customer_activity")))
     with lineage.closing():
         lineage.start(None, datetime.now(UTC))
     [event] = events(http_server)
     assert event["job"]["namespace"] == "analytics"
-    assert [d["name"] for d in event["inputs"] + event["outputs"]] == ["main.raw.asset", "main.out.customer_activity"]
+    assert [d["name"] for d in event["inputs"]] == [f"main.raw.{table}" for table in INPUT_PORTS]
+    assert [d["name"] for d in event["outputs"]] == ["main.out.customer_activity"]
 
 
 def test_without_configuration_there_are_no_events_and_no_warnings(no_lineage_environment, caplog):

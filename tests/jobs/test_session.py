@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shlex
 import subprocess
@@ -15,18 +16,43 @@ from customer_activity_dev import jvm_cache
 
 JIT_OPTION = "-XX:TieredStopAtLevel=1"
 COLLECTOR_OPTION = "-XX:+UseParallelGC"
-SHORT_RUN_OPTIONS = f"{JIT_OPTION} {COLLECTOR_OPTION}"
 JAVA_OPTIONS = "spark.driver.defaultJavaOptions"
 
 
-def test_a_commands_session_runs_without_the_optimising_compiler_and_with_the_throughput_collector():
-    assert session.local_conf(None, long_lived=False)[JAVA_OPTIONS] == SHORT_RUN_OPTIONS
+def java_options(**settings) -> list[str]:
+    return shlex.split(session.local_conf(None, **settings)[JAVA_OPTIONS])
+
+
+def test_a_command_over_small_inputs_runs_without_the_optimising_compiler_and_with_the_throughput_collector():
+    assert java_options(long_lived=False)[:2] == [JIT_OPTION, COLLECTOR_OPTION]
+    assert java_options(long_lived=False, input_bytes=session.LARGE_INPUT_BYTES - 1)[:2] == [
+        JIT_OPTION,
+        COLLECTOR_OPTION,
+    ]
+
+
+def test_a_command_over_large_inputs_keeps_the_optimising_compiler():
+    assert java_options(long_lived=False, input_bytes=session.LARGE_INPUT_BYTES)[:1] == [COLLECTOR_OPTION]
 
 
 def test_a_long_lived_session_keeps_it_as_this_test_session_does(spark):
-    assert session.local_conf(None, long_lived=True)[JAVA_OPTIONS] == COLLECTOR_OPTION
+    assert java_options(long_lived=True)[:1] == [COLLECTOR_OPTION]
     assert JIT_OPTION not in jvm_arguments(spark)
     assert COLLECTOR_OPTION in jvm_arguments(spark)
+
+
+def test_the_jvm_logs_with_the_packaged_configuration_which_exists(spark):
+    [option] = [o for o in java_options(long_lived=True) if o.startswith("-Dlog4j2.configurationFile=")]
+    assert Path(option.split("=", 1)[1]).is_file()
+    assert option in jvm_arguments(spark)
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_sparks_progress_bar_is_shown_at_a_terminal_only(monkeypatch, terminal):
+    stream = io.StringIO()
+    stream.isatty = lambda: terminal  # type: ignore[method-assign]
+    monkeypatch.setattr(session.sys, "stderr", stream)
+    assert session.local_conf(None, long_lived=False)["spark.ui.showConsoleProgress"] == str(terminal).lower()
 
 
 def test_spark_submit_gives_the_jvm_the_archive_intact_and_deltas_jars_after_sparks_own(tmp_path, monkeypatch):
