@@ -6,6 +6,7 @@
     python3 dev.py generate --output-dir DIR [...]         # only the sample raw tables
     python3 dev.py check                                   # static checks: ruff, mypy
     python3 dev.py bench [benchmarks/run.py options]       # the performance benchmark
+    python3 dev.py bench-process [whole_process.py options]  # whole processes, at scale
     python3 dev.py consumer-views [--check]                # render the dashboard and the alert
     python3 dev.py shell-env                               # only create/refresh .venv and the JVM cache
 
@@ -161,6 +162,7 @@ def main(argv: list[str]) -> int:
         "generate": [str(BIN / "python"), "-m", "customer_activity_dev", "generate"],
         "test": [str(BIN / "python"), "-m", "pytest"],
         "bench": [str(BIN / "python"), str(ROOT / "benchmarks" / "run.py")],
+        "bench-process": [str(BIN / "python"), str(ROOT / "benchmarks" / "whole_process.py")],
         "check": None,
         "shell-env": None,
         "consumer-views": [str(BIN / "python"), str(ROOT / "resources" / "dashboard" / "consumer_views.py")],
@@ -178,7 +180,7 @@ def main(argv: list[str]) -> int:
         return static_checks(argv[1:])
     command = commands[argv[0]]
     environment = dict(os.environ)
-    if argv[0] in {"run", "test", "bench", "shell-env"}:
+    if argv[0] in {"run", "test", "bench", "bench-process", "shell-env"}:
         environment.update(jvm_cache_environment())
     if command is None:
         print(f"dev.py: environment ready: {VENV}")

@@ -141,15 +141,16 @@ class Variant:
         return statistics.median(self.cpu_seconds) if self.cpu_seconds else None
 
 
-def ensure_sample(data_dir: Path, organizations: int, seed: int) -> Path:
+def ensure_sample(data_dir: Path, organizations: int, seed: int, children: int = 1) -> Path:
     """The raw tables of one scale, generated once and kept for later runs."""
-    source = data_dir / f"organizations-{organizations}-seed-{seed}-as-of-{AS_OF.isoformat()}"
+    rounds = f"-children-{children}" if children > 1 else ""
+    source = data_dir / f"organizations-{organizations}{rounds}-seed-{seed}-as-of-{AS_OF.isoformat()}"
     done = source / ".complete"
     if not done.exists():
         shutil.rmtree(source, ignore_errors=True)
         print(f"generating the sample for {organizations} organisations in {source} ...", flush=True)
         started = time.perf_counter()
-        sample_data.generate(source, organizations, AS_OF, seed)
+        sample_data.generate(source, organizations, AS_OF, seed, children)
         done.write_text(f"{time.perf_counter() - started:.1f} s\n")
     return source
 

@@ -180,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", type=Path, help="where the Parquet output goes (replaced)")
     parser.add_argument("as_of", type=date.fromisoformat, help="as-of date, YYYY-MM-DD")
     args = parser.parse_args(argv)
-    spark = session.create_spark_session()
+    # The session the build would choose for the same raw files.
+    raw_bytes = sum(file.stat().st_size for file in args.source.rglob("*") if file.is_file())
+    spark = session.create_spark_session(input_bytes=raw_bytes)
     raw = inputs.read_raw_tables(spark, local_catalog.mounted_source(spark, args.source))
     customer_activity(spark, raw, args.as_of, datetime.now(UTC)).write.mode("overwrite").parquet(str(args.output))
     return 0

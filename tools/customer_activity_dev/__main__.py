@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     generate = commands.add_parser("generate", help="write a deterministic sample of the seven raw tables")
     generate.add_argument("--output-dir", type=Path, required=True, help="where the raw tables go")
+    generate.add_argument(
+        "--children", type=positive, default=1, help="rounds of children per organisation (default: %(default)s)"
+    )
     for command in (run, generate):
         command.add_argument(
             "--organizations", type=positive, default=500, help="size of the sample (default: %(default)s)"
@@ -57,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_of = args.as_of or datetime.now(UTC).date()
     try:
         if args.command == "generate":
-            return sample_data.write_sample(args.output_dir, args.organizations, as_of, args.seed)
+            return sample_data.write_sample(args.output_dir, args.organizations, as_of, args.seed, args.children)
         config = local_run.LocalRunConfig(args.workdir, args.organizations, args.seed, as_of)
         return local_run.run(config)
     except CustomerActivityError as error:

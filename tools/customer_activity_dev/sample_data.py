@@ -105,14 +105,13 @@ class _Generator:
         return rows
 
 
-def generate(directory: Path, organizations: int = 500, as_of: date | None = None, seed: int = 42) -> dict[str, int]:
-    """Write the seven raw tables under `directory`; returns the rows per table."""
-    as_of = as_of or datetime.now(UTC).date()
-    gen = _Generator(rng=random.Random(seed), as_of=as_of)
-    base_load = 1_700_000_000
-    gen.load_ids = [f"{base_load + day * 86400}.{gen.rng.randrange(10**6):06d}" for day in range(60)]
+# Organisations generated before their rows are written out, one file per table: a large
+# sample (tens of millions of rows) is generated in bounded memory.
+CHUNK_ORGANIZATIONS = 10_000
 
-    tables = {
+
+def _tables() -> dict[str, _Table]:
+    return {
         "organization": _table(
             {
                 "organization_id": _STRING,
@@ -185,29 +184,48 @@ def generate(directory: Path, organizations: int = 500, as_of: date | None = Non
             }
         ),
     }
+
+
+def generate(
+    directory: Path, organizations: int = 500, as_of: date | None = None, seed: int = 42, children: int = 1
+) -> dict[str, int]:
+    """Write the seven raw tables under `directory`; returns the rows per table.
+
+    `children` rounds of members, contracts, data products and assets per organisation:
+    a history of a larger platform. Up to CHUNK_ORGANIZATIONS organisations make one file
+    per table; more make several, as several dlt loads do.
+    """
+    as_of = as_of or datetime.now(UTC).date()
+    gen = _Generator(rng=random.Random(seed), as_of=as_of)
+    base_load = 1_700_000_000
+    gen.load_ids = [f"{base_load + day * 86400}.{gen.rng.randrange(10**6):06d}" for day in range(60)]
     users = [gen.uid() for _ in range(max(10, organizations * 4))]
     organization_ids = [gen.uid() for _ in range(organizations)]
     # Children of organisations that do not exist: they must never create output rows.
     orphan_parents = [gen.uid() for _ in range(max(1, organizations // 50))]
 
-    for index, organization_id in enumerate(organization_ids):
-        _organization(gen, tables["organization"], organization_id, index)
-        _members(gen, tables["organization_member"], organization_id, users)
-        contracts = _contracts(gen, tables["data_contract"], organization_id)
-        _products(gen, tables, organization_id, contracts)
-        _assets(gen, tables["asset"], organization_id)
-    for parent in orphan_parents:
-        _members(gen, tables["organization_member"], parent, users)
-        _assets(gen, tables["asset"], parent)
-        _products(gen, tables, parent, _contracts(gen, tables["data_contract"], parent))
-    _rows_without_keys(gen, tables)
-
-    counts = {}
-    for name, table in tables.items():
-        target = directory / name
-        target.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table.to_arrow(), target / "part-00000.parquet")
-        counts[name] = table.rows
+    counts = dict.fromkeys(INPUT_PORTS, 0)
+    starts = range(0, organizations, CHUNK_ORGANIZATIONS)
+    for part, start in enumerate(starts):
+        tables = _tables()
+        for index, organization_id in enumerate(organization_ids[start : start + CHUNK_ORGANIZATIONS], start):
+            _organization(gen, tables["organization"], organization_id, index)
+            for _ in range(children):
+                _members(gen, tables["organization_member"], organization_id, users)
+                contracts = _contracts(gen, tables["data_contract"], organization_id)
+                _products(gen, tables, organization_id, contracts)
+                _assets(gen, tables["asset"], organization_id)
+        if part == len(starts) - 1:
+            for parent in orphan_parents:
+                _members(gen, tables["organization_member"], parent, users)
+                _assets(gen, tables["asset"], parent)
+                _products(gen, tables, parent, _contracts(gen, tables["data_contract"], parent))
+        _rows_without_keys(gen, tables)
+        for name, table in tables.items():
+            target = directory / name
+            target.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table.to_arrow(), target / f"part-{part:05d}.parquet")
+            counts[name] += table.rows
     return counts
 
 
@@ -341,8 +359,8 @@ def _rows_without_keys(gen: _Generator, tables: dict[str, _Table]) -> None:
             table.append(**row)
 
 
-def write_sample(directory: Path, organizations: int, as_of: date | None, seed: int) -> int:
+def write_sample(directory: Path, organizations: int, as_of: date | None, seed: int, children: int = 1) -> int:
     """The `generate` command: write the sample and say how many rows each table got."""
-    for table, rows in generate(directory, organizations, as_of, seed).items():
+    for table, rows in generate(directory, organizations, as_of, seed, children).items():
         print(f"{table:<20} {rows:>9} rows")
     return EXIT_OK
