@@ -16,6 +16,7 @@ that even rows copied with the same `_dlt_id` cannot make it depend on row order
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -169,20 +170,35 @@ def customer_activity(spark: SparkSession, raw: dict[str, DataFrame], as_of: dat
     return spark.sql(query(as_of, updated_at))
 
 
+def plain_session() -> SparkSession:
+    """A plain Spark job's session, the yardstick of the performance issue: all local cores,
+    4 shuffle partitions, Spark's default 1 GiB driver, no tuning of the JVM."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.master("local[*]").appName("straightforward")
+    for key, value in {"spark.sql.shuffle.partitions": "4", "spark.sql.session.timeZone": "UTC"}.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
 def main(argv: list[str] | None = None) -> int:
     """The port as a job of its own, to time as a whole process beside `customer-activity build`.
 
     From the raw tables, read and checked by the project's input ports, to Parquet, in a
-    session with the job's own local settings.
+    session with the job's own local settings, or with --plain in a plain Spark job's.
     """
     parser = argparse.ArgumentParser(description="the straightforward dbt port, from raw tables to Parquet")
     parser.add_argument("source", type=Path, help="directory with one Parquet dataset per raw table")
     parser.add_argument("output", type=Path, help="where the Parquet output goes (replaced)")
     parser.add_argument("as_of", type=date.fromisoformat, help="as-of date, YYYY-MM-DD")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="in a plain Spark job's session instead of the job's own (see plain_session)",
+    )
     args = parser.parse_args(argv)
-    # The session the build would choose for the same raw files.
+    # Otherwise the session the build would choose for the same raw files.
     raw_bytes = sum(file.stat().st_size for file in args.source.rglob("*") if file.is_file())
-    spark = session.create_spark_session(input_bytes=raw_bytes)
+    spark = plain_session() if args.plain else session.create_spark_session(input_bytes=raw_bytes)
     raw = inputs.read_raw_tables(spark, local_catalog.mounted_source(spark, args.source))
     customer_activity(spark, raw, args.as_of, datetime.now(UTC)).write.mode("overwrite").parquet(str(args.output))
     return 0

@@ -1,12 +1,13 @@
 """Whole-process benchmark: `customer-activity build` against the straightforward port, each a process.
 
-    python3 dev.py bench-process                                        # 300 000 organisations x 4
-    python3 dev.py bench-process --organizations 500 100000 --children 1
+    python3 dev.py bench-process                         # 500, 100 000, and 300 000 organisations x 4
+    python3 dev.py bench-process --scales 300000x4 --repetitions 2
 
 What a user waits for: each command from its start to its exit, JVM start-up and
-settings included (the build chooses its JVM settings from the raw files' size, and the
-port, run by `benchmarks/straightforward.py` with the job's session, chooses the same
-way). For each scale it generates the sample once (kept in `benchmarks/data/`), runs each
+settings included. The build chooses its session's settings from the raw files' size;
+the port (`benchmarks/straightforward.py`) runs as a plain Spark job would (all local
+cores, 4 shuffle partitions, Spark's default 1 GiB driver), or with --tuned-port in the
+session the build would choose. For each scale it generates the sample once (kept in `benchmarks/data/`), runs each
 command once to warm the machine's caches, then `--repetitions` pairs, alternating which
 goes first. Per run it records the wall time, the CPU time and the peak resident memory
 of the largest process of the run (the JVM), read from /proc while it runs. The build's
@@ -33,8 +34,15 @@ import run
 from customer_activity.jobs import publishing
 
 HERE = Path(__file__).resolve().parent
-# 300 000 organisations with four rounds of children each: about 49 million raw rows.
-LARGE = (300_000, 4)
+# Organisations x rounds of children: the quickstart's size, the old benchmark's largest, and
+# 300 000 organisations with four rounds of children each (about 49 million raw rows).
+SCALES = ("500", "100000", "300000x4")
+
+
+def scale(text: str) -> tuple[int, int]:
+    """`N` or `NxC`: N organisations with C rounds of children each (1 if not given)."""
+    organizations, _, children = text.partition("x")
+    return int(organizations), int(children or 1)
 
 
 @dataclass
@@ -106,19 +114,22 @@ def run_once(command: list[str], log: Path) -> tuple[float, float, float]:
     return wall, sum(cpu for cpu, _ in seen.values()), round(max(peak for _, peak in seen.values()), 1)
 
 
-def measure(source: Path, work: Path, repetitions: int) -> dict[str, object]:
+def measure(source: Path, work: Path, repetitions: int, tuned_port: bool = False) -> dict[str, object]:
     command = shutil.which("customer-activity", path=str(Path(sys.executable).parent)) or "customer-activity"
     as_of = run.AS_OF.isoformat()
     commands = {
         "build": [command, "build", "--source-dir", str(source), "--output-dir", str(work / "build"), "--as-of", as_of],
         "straightforward": [sys.executable, str(HERE / "straightforward.py"), str(source), str(work / "port"), as_of],
     }
+    if not tuned_port:
+        commands["straightforward"].append("--plain")
     measured = {name: Runs(name) for name in commands}
     log = work / "commands.log"
     for repetition in range(repetitions + 1):
         order = list(commands) if repetition % 2 == 0 else list(reversed(commands))
         for name in order:
-            shutil.rmtree(work / "build", ignore_errors=True)
+            if name == "build":
+                shutil.rmtree(work / "build", ignore_errors=True)
             wall, cpu, peak = run_once(commands[name], log)
             if repetition > 0:  # the first round warms the file caches
                 measured[name].wall_seconds.append(wall)
@@ -142,26 +153,30 @@ def measure(source: Path, work: Path, repetitions: int) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--organizations", type=int, nargs="+", default=[LARGE[0]])
-    parser.add_argument("--children", type=int, default=LARGE[1], help="rounds of children per organisation")
+    parser.add_argument(
+        "--scales", type=scale, nargs="+", default=[scale(s) for s in SCALES], help="N or NxC (C rounds of children)"
+    )
     parser.add_argument("--repetitions", type=int, default=3, help="measured pairs per scale")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--data-dir", type=Path, default=HERE / "data", help="where generated samples are kept")
     parser.add_argument("--results", type=Path, default=None, help="results file (default: benchmarks/results/)")
+    parser.add_argument(
+        "--tuned-port", action="store_true", help="the port in the job's own session instead of a plain Spark job's"
+    )
     args = parser.parse_args(argv)
 
     scales = []
-    for organizations in args.organizations:
-        source = run.ensure_sample(args.data_dir, organizations, args.seed, args.children)
+    for organizations, children in args.scales:
+        source = run.ensure_sample(args.data_dir, organizations, args.seed, children)
         files = sorted(source.rglob("*.parquet"))
         raw_rows = sum(pq.read_metadata(file).num_rows for file in files)
-        work = args.data_dir / "work" / f"whole-process-{organizations}"
+        work = args.data_dir / "work" / f"whole-process-{organizations}x{children}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         print(f"{organizations} organisations, {raw_rows} raw rows: a warm-up pair, {args.repetitions} pairs")
-        scale = {"organizations": organizations, "children": args.children, "raw_rows": raw_rows}
-        scale["raw_bytes"] = sum(file.stat().st_size for file in files)
-        scales.append(scale | measure(source, work, args.repetitions))
+        described = {"organizations": organizations, "children": children, "raw_rows": raw_rows}
+        described["raw_bytes"] = sum(file.stat().st_size for file in files)
+        scales.append(described | measure(source, work, args.repetitions, args.tuned_port))
         ratio = scales[-1]["build_vs_straightforward_wall"]
         print(f"  build / straightforward, wall: {ratio['median']} ({ratio['min']}-{ratio['max']})")
         shutil.rmtree(work, ignore_errors=True)
@@ -169,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "kind": "whole process",
+        "straightforward_session": "the job's own"
+        if args.tuned_port
+        else "a plain Spark job's (straightforward.py --plain)",
         "as_of": run.AS_OF.isoformat(),
         "repetitions": args.repetitions,
         "machine": {"cpus": os.cpu_count(), "java": run._java_version(), "python": sys.version.split()[0]},

@@ -32,3 +32,9 @@ def test_the_summary_is_of_medians_and_the_highest_peak():
     summary = runs.summary()
     assert (summary["wall_seconds_median"], summary["cpu_seconds_median"]) == (12.0, 20.0)
     assert summary["peak_rss_mib_max"] == 1200.0
+
+
+def test_a_scale_is_organisations_with_rounds_of_children_one_unless_given():
+    assert whole_process.scale("500") == (500, 1)
+    assert whole_process.scale("300000x4") == (300_000, 4)
+    assert [whole_process.scale(s) for s in whole_process.SCALES][-1][0] * 4 * 40 >= 40_000_000
