@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from customer_activity.jobs import secrets
+from customer_activity.jobs import build, secrets
 from customer_activity.jobs.cli import as_of_date
 from customer_activity.jobs.errors import EXIT_INTERNAL_ERROR, CustomerActivityError
 from customer_activity_dev import local_run, sample_data
@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    build.steps.setLevel(logging.INFO)
     secrets.mask_credentials_in_logs()
     as_of = args.as_of or datetime.now(UTC).date()
     try:
