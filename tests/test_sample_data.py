@@ -43,3 +43,13 @@ def test_more_rounds_of_children_give_more_children_per_organisation(tmp_path):
     assert len(organizations(tmp_path / "four")) == 50
     for table in ("organization_member", "asset", "data_product"):
         assert four[table] > 3 * one[table] * 0.7, table
+
+
+def test_a_new_sample_replaces_the_files_of_an_earlier_larger_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(sample_data, "CHUNK_ORGANIZATIONS", 2)
+    sample_data.generate(tmp_path, organizations=5, as_of=AS_OF, seed=3)
+    monkeypatch.setattr(sample_data, "CHUNK_ORGANIZATIONS", 10)
+    counts = sample_data.generate(tmp_path, organizations=5, as_of=AS_OF, seed=3)
+
+    assert [p.name for p in (tmp_path / "asset").iterdir()] == ["part-00000.parquet"]
+    assert pq.read_table(tmp_path / "asset").num_rows == counts["asset"]

@@ -241,7 +241,7 @@ def _grant(spark: SparkSession, target: TableName, contract: OutputContract) -> 
         return
     # Spark's own catalog (the local one) has no GRANT; a Unity Catalog table gets them,
     # on Databricks and from Databricks Connect alike.
-    if target.catalog == SESSION_CATALOG:
+    if target.catalog.lower() == SESSION_CATALOG:
         logger.info("grants skipped in Spark's own catalog; in Unity Catalog they run: %s", "; ".join(statements))
         return
     for statement in statements:

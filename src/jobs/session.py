@@ -34,16 +34,15 @@ _LOCAL_SESSION_CONF = {
     # Measured on the 150-organisation sample, warm: 4.0 s instead of 5.6 s per build.
     "spark.sql.codegen.cache.maxEntries": "2000",
 }
-# The throughput collector, without G1's concurrent threads competing for a laptop's or
-# a CI machine's few cores: a command's build 0.95-0.97 of the wall time at 500, 20 000
-# and 100 000 organisations (alternating runs), the test suite 3:08-3:10 instead of
-# 3:23-3:34 (2 cores).
+# The throughput collector, without G1's concurrent threads competing for a laptop's or a CI
+# machine's few cores: a command's build 0.95-0.97 of the wall time at 500, 20 000 and 100 000
+# organisations (alternating runs), the test suite 3:08-3:10 instead of 3:23-3:34 (2 cores).
 _JVM_OPTIONS = ("-XX:+UseParallelGC",)
 # A command's JVM lives for one build. On small inputs the optimising compiler spends
 # more CPU compiling Spark than its code then saves: without it a build took 0.85 of the
-# wall time at 500 organisations, 0.92 at 100 000 (353 MB of raw Parquet). On large ones
-# the compiled code is what counts: at 44 million raw rows (1.3 GB) the same build took
-# 1.85 times as long without it. The raw files' size decides, before the JVM starts.
+# wall time at 500 organisations, 0.92 at 100 000 (355 MiB of raw Parquet). On large ones
+# the compiled code is what counts: at 44 million raw rows the same build took 1.85 times
+# as long without it (docs/performance.md). The raw files' size decides, before the JVM starts.
 _SHORT_RUN_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1",)
 LARGE_INPUT_BYTES = 512 * 2**20
 # Spark's launcher always adds the Vector API's incubator module, and the JVM says so
@@ -86,11 +85,12 @@ def local_conf(warehouse: Path | None, long_lived: bool, input_bytes: int = 0) -
     # Spark's own progress bar, for a person at a terminal; a log gets the build's step lines only.
     conf["spark.ui.showConsoleProgress"] = "true" if sys.stderr.isatty() else "false"
     quick = not long_lived and input_bytes < LARGE_INPUT_BYTES
-    log_configuration = resources.files("customer_activity.jobs").joinpath("log4j2-local.properties")
+    # A file URI: no space, quote, backslash or comma for Spark's or log4j's parsing to split.
+    log_configuration = Path(str(resources.files("customer_activity.jobs") / "log4j2-local.properties")).as_uri()
     java_options = [
         *(_SHORT_RUN_JVM_OPTIONS if quick else ()),
         *_JVM_OPTIONS,
-        f'"-Dlog4j2.configurationFile={log_configuration}"',
+        f"-Dlog4j2.configurationFile={log_configuration}",
     ]
     # Spark's place for defaults: a user's own spark.driver.extraJavaOptions add to them.
     conf["spark.driver.defaultJavaOptions"] = " ".join(java_options)
@@ -126,12 +126,8 @@ def _local_session(conf: dict[str, str]) -> SparkSession:
 
 
 def _start_jvm(conf: SparkConf) -> None:
-    """Start the session's JVM as the builder would, its standard error passed through a filter.
-
-    PySpark's `popen_kwargs` are meant for this. The pipe is read from before the JVM starts,
-    so that a JVM that writes much (Ivy resolving jars) never waits for a reader, and what a
-    JVM that fails to start said is all passed on before the failure is.
-    """
+    """Start the session's JVM as the builder would, its standard error through a filter (what
+    PySpark's `popen_kwargs` are for), read from before it starts: Ivy's output never waits."""
     reading, writing = os.pipe()
     forwarding = threading.Thread(target=_forward_jvm_errors, args=(reading,), daemon=True)
     forwarding.start()
@@ -140,17 +136,21 @@ def _start_jvm(conf: SparkConf) -> None:
         SparkContext(conf=conf, gateway=launch_gateway(conf, popen_kwargs=popen))  # type: ignore[no-untyped-call]
     except BaseException:
         os.close(writing)
-        forwarding.join(timeout=10)
+        # A JVM that failed to start has ended: what it said is passed on within moments.
+        forwarding.join(timeout=2)
         raise
     os.close(writing)
 
 
 def _forward_jvm_errors(descriptor: int) -> None:
-    """The JVM's standard error on this process's, as it comes (a progress bar has no line
-    ends), without the incubator warning it starts with."""
-    with contextlib.suppress(OSError, ValueError), os.fdopen(descriptor, "rb", buffering=0) as stream:
+    """The JVM's standard error on ours as it comes (a progress bar has no line ends), without
+    the incubator warning; read to its end whatever befalls the writing, lest the JVM wait."""
+    with os.fdopen(descriptor, "rb", buffering=0) as stream:
         first = stream.readline()
-        if not first.startswith(_INCUBATOR_WARNING):
-            os.write(2, first)
-        while chunk := stream.read(65536):
-            os.write(2, chunk)
+        pending = b"" if first.startswith(_INCUBATOR_WARNING) else first
+        while True:
+            with contextlib.suppress(OSError):
+                while pending:
+                    pending = pending[os.write(2, pending) :]
+            if not (pending := stream.read(65536)):
+                return

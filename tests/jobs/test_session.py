@@ -6,6 +6,7 @@ import io
 import os
 import shlex
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import pyspark
@@ -43,7 +44,9 @@ def test_a_long_lived_session_keeps_it_as_this_test_session_does(spark):
 
 def test_the_jvm_logs_with_the_packaged_configuration_which_exists(spark):
     [option] = [o for o in java_options(long_lived=True) if o.startswith("-Dlog4j2.configurationFile=")]
-    assert Path(option.split("=", 1)[1]).is_file()
+    uri = option.split("=", 1)[1]
+    assert uri.startswith("file:///")
+    assert Path(urllib.parse.unquote(uri.removeprefix("file://"))).is_file()
     assert option in jvm_arguments(spark)
 
 
@@ -124,3 +127,21 @@ def test_deltas_classes_come_from_the_class_path_unless_ivy_resolved_them_for_th
         jvm = spark.sparkContext._jvm
         loader = jvm.java.lang.Class.forName("io.delta.sql.DeltaSparkSessionExtension").getClassLoader()
         assert loader.equals(jvm.java.lang.ClassLoader.getSystemClassLoader())
+
+
+@pytest.mark.parametrize(
+    ("written", "passed_on"),
+    [
+        (b"WARNING: Using incubator modules: jdk.incubator.vector\nWARN X: kept\n[Stage 1:> (0 + 1) / 2]\r", 1),
+        (b"Ivy Default Cache set to: /cache\n:: resolving dependencies ::\n", 0),
+        (b"", 0),
+    ],
+)
+def test_the_jvms_standard_error_is_passed_on_whole_but_for_the_incubator_notice(capfd, written, passed_on):
+    reading, writing = os.pipe()
+    os.write(writing, written)
+    os.close(writing)
+
+    session._forward_jvm_errors(reading)
+
+    assert capfd.readouterr().err == b"".join(written.splitlines(keepends=True)[passed_on:]).decode()

@@ -204,6 +204,9 @@ def generate(
     # Children of organisations that do not exist: they must never create output rows.
     orphan_parents = [gen.uid() for _ in range(max(1, organizations // 50))]
 
+    # Files of an earlier sample here would be read with this one's.
+    for stale in (file for table in INPUT_PORTS for file in (directory / table).glob("part-*.parquet")):
+        stale.unlink()
     counts = dict.fromkeys(INPUT_PORTS, 0)
     starts = range(0, organizations, CHUNK_ORGANIZATIONS)
     for part, start in enumerate(starts):
