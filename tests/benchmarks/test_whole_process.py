@@ -11,12 +11,16 @@ import whole_process
 def test_a_run_is_timed_to_its_exit_with_the_cpu_and_peak_memory_of_its_processes(tmp_path):
     # A parent that leaves a child holding 200 MiB behind it, as PySpark leaves its JVM.
     child = "import time; x = b'1' * (200 * 2**20); time.sleep(0.5)"
-    parent = f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {child!r}]); sum(range(4 * 10**7))"
+    # It sleeps after its work: the CPU it spent is read while it is still there.
+    parent = (
+        f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); "
+        "sum(range(4 * 10**7)); time.sleep(0.5)"
+    )
 
     wall, cpu, peak = whole_process.run_once([sys.executable, "-c", parent], tmp_path / "log")
 
     assert 0 < wall < 5
-    assert cpu > 0.3
+    assert cpu > 0.2
     assert peak >= 200
 
 
