@@ -219,3 +219,34 @@ def test_a_concurrent_commit_is_told_apart_from_other_failures():
     assert not publishing._concurrent_commit(ConditionedError("DELTA_VIOLATE_CONSTRAINT_WITH_VALUES"))
     assert not publishing._concurrent_commit(ConditionedError(None))
     assert not publishing._concurrent_commit(OSError("disk full"))
+
+
+class RecordingSession:
+    """Stands in for a session against Unity Catalog: records the statements it is sent."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def sql(self, statement: str) -> None:
+        self.statements.append(statement)
+
+
+@pytest.mark.parametrize("catalog_name", ["main", "prod_catalog"])
+def test_a_unity_catalog_table_gets_its_grants_also_from_outside_a_databricks_runtime(monkeypatch, catalog_name):
+    # Databricks Connect runs the job where DATABRICKS_RUNTIME_VERSION is not set.
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    session = RecordingSession()
+    contract = load_contract()
+    target = catalog.TableName(catalog_name, "customer_activity", "customer_activity")
+
+    publishing._grant(session, target, contract)
+
+    assert session.statements == catalog.grants(target, contract)
+    assert session.statements, "the contract names reader roles"
+
+
+@pytest.mark.parametrize("catalog_name", ["spark_catalog", "SPARK_CATALOG"])
+def test_sparks_own_catalog_gets_no_grants_whatever_the_case_of_its_name(catalog_name):
+    session = RecordingSession()
+    publishing._grant(session, catalog.TableName(catalog_name, "out", "customer_activity"), load_contract())
+    assert session.statements == []
