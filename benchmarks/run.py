@@ -105,22 +105,29 @@ class JvmMemory:
 
     def cpu_seconds(self) -> float | None:
         """The JVM process's CPU time so far, all threads (JIT and GC included); None off Linux."""
-        if self._pid is None:
-            return None
-        try:
-            # After the command name in parentheses: utime and stime are fields 14 and 15.
-            fields = Path(f"/proc/{self._pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return None if self._pid is None else process_cpu_seconds(self._pid)
 
     def peak_rss_mib(self) -> float | None:
-        if self._pid is None:
-            return None
-        for line in Path(f"/proc/{self._pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
+        return None if self._pid is None else process_peak_rss_mib(self._pid)
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """A process's CPU time so far, every thread; None once it is gone, or off Linux."""
+    try:
+        # After the command name in parentheses: utime and stime are fields 14 and 15.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
         return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_peak_rss_mib(pid: int) -> float | None:
+    """A process's peak resident memory so far; None once it is gone (a zombie has none), or off Linux."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    return next((round(int(line.split()[1]) / 1024, 1) for line in status if line.startswith("VmHWM:")), None)
 
 
 @dataclass

@@ -175,9 +175,7 @@ def plain_session() -> SparkSession:
     4 shuffle partitions, Spark's default 1 GiB driver, no tuning of the JVM."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master("local[*]").appName("straightforward")
-    for key, value in {"spark.sql.shuffle.partitions": "4", "spark.sql.session.timeZone": "UTC"}.items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
+    return builder.config("spark.sql.shuffle.partitions", "4").config("spark.sql.session.timeZone", "UTC").getOrCreate()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,8 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     # Otherwise the session the build would choose for the same raw files.
-    raw_bytes = sum(file.stat().st_size for file in args.source.rglob("*") if file.is_file())
-    spark = plain_session() if args.plain else session.create_spark_session(input_bytes=raw_bytes)
+    spark = (
+        plain_session()
+        if args.plain
+        else session.create_spark_session(input_bytes=local_catalog.source_bytes(args.source))
+    )
     raw = inputs.read_raw_tables(spark, local_catalog.mounted_source(spark, args.source))
     customer_activity(spark, raw, args.as_of, datetime.now(UTC)).write.mode("overwrite").parquet(str(args.output))
     return 0

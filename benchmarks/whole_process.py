@@ -79,17 +79,6 @@ def _session_members(session: int) -> list[int]:
     return members
 
 
-def _usage(pid: int) -> tuple[float, float] | None:
-    """(CPU seconds, peak resident MiB) of a process so far; None once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        status = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except OSError:
-        return None
-    peak = next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")), 0.0)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), peak
-
-
 def run_once(command: list[str], log: Path) -> tuple[float, float, float]:
     """Wall seconds until the command exits, and CPU seconds and peak MiB of its processes."""
     seen: dict[int, tuple[float, float]] = {}
@@ -103,9 +92,9 @@ def run_once(command: list[str], log: Path) -> tuple[float, float, float]:
                 wall = time.monotonic() - started
             members = _session_members(process.pid)
             for pid in members:
-                usage = _usage(pid)
-                if usage is not None:
-                    seen[pid] = (usage[0], max(usage[1], seen.get(pid, (0.0, 0.0))[1]))
+                cpu, peak = run.process_cpu_seconds(pid), run.process_peak_rss_mib(pid)
+                if cpu is not None and peak is not None:
+                    seen[pid] = (cpu, max(peak, seen.get(pid, (0.0, 0.0))[1]))
             if wall is not None and not members:
                 break
             time.sleep(0.2)

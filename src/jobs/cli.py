@@ -305,10 +305,9 @@ def _build(args: argparse.Namespace) -> int:
     _check_locations(args)
     source_dir: Path | None = args.source_dir
     # Made before Spark starts, so that its names are checked first.
-    if source_dir is None:
-        source = InputLocation(args.catalog, args.source_schema)
-    else:
-        source = local_catalog.source_location(source_dir)
+    source = (
+        local_catalog.source_location(source_dir) if source_dir else InputLocation(args.catalog, args.source_schema)
+    )
     if args.contract is not None and not args.contract.is_file():
         raise ContractDefinitionError(f"data contract not found: {args.contract}")
     # The contract is read and linted (a second of Python) while Spark's JVM starts; the
@@ -317,15 +316,13 @@ def _build(args: argparse.Namespace) -> int:
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(load_contract, args.contract)
         build.steps.info("starting Spark")
-        raw_bytes = sum(file.stat().st_size for file in source_dir.rglob("*") if file.is_file()) if source_dir else 0
-        spark = create_spark_session(input_bytes=raw_bytes)
-    # The output first: one that cannot be published to is refused before any input is read.
-    output = _output(spark, args)
+        spark = create_spark_session(input_bytes=local_catalog.source_bytes(source_dir))
     config = BuildConfig(
         source=source,
+        # The output first: one that cannot be published to is refused before any input is read.
+        output=_output(spark, args),
         # A directory is mounted where the build reads its inputs: its problems are the build's.
         prepare_inputs=(lambda session: local_catalog.mount_source(session, source_dir)) if source_dir else None,
-        output=output,
         as_of=args.as_of or datetime.now(UTC).date(),
         contract_path=args.contract,
         report_path=args.output_dir / local_catalog.REPORT_FILE if args.output_dir else None,

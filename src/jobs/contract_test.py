@@ -29,7 +29,7 @@ from rich.console import Console
 from customer_activity.jobs import secrets
 from customer_activity.jobs.contract import load_contract
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_OK
-from customer_activity.jobs.publishing import OutputLocation
+from customer_activity.jobs.publishing import SESSION_CATALOG, OutputLocation
 from customer_activity.jobs.secrets import Secret
 
 logger = logging.getLogger(__name__)
@@ -48,9 +48,11 @@ class ResultsTarget:
     def configured(cls, secret_scope: str | None, secret_key: str, host: str | None) -> ResultsTarget | None:
         """The target if an API key is configured: ENTROPY_DATA_API_KEY, else the secret scope."""
         api_key = secrets.configured_api_key(secret_scope, secret_key)
-        if api_key is None:
-            return None
-        return cls(host=host or os.environ.get(secrets.HOST_VARIABLE) or None, api_key=api_key)
+        return (
+            None
+            if api_key is None
+            else cls(host=host or os.environ.get(secrets.HOST_VARIABLE) or None, api_key=api_key)
+        )
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def verify_server(
     config = {"ENTROPY_DATA_API_KEY": results.api_key.reveal()} if results else None
     if results and results.host:
         config = {**(config or {}), "ENTROPY_DATA_HOST": results.host}
-    with _quiet_failed_queries():
+    with _quiet_catalog_fallbacks(local=location is not None and location[0].lower() == SESSION_CATALOG):
         run = DataContract(
             data_contract=model, spark=spark, server=server, publish_test_results=results is not None, config=config
         ).test()
@@ -102,21 +104,24 @@ def verify_server(
 
 
 @contextlib.contextmanager
-def _quiet_failed_queries() -> Iterator[None]:
-    """No pages of trace for the queries datacontract-cli expects to fail.
-
-    It reads column types from the catalog's information_schema and falls back when there
-    is none (Spark's own catalog): PySpark logs each such failed query with a trace that
-    says nothing about the table. (A local JVM's listener bus, which logs them again, is
-    quiet by the local session's log configuration.)
-    """
-    query_logger = PySparkLogger.getLogger("SQLQueryContextLogger")
+def _quiet_catalog_fallbacks(local: bool) -> Iterator[None]:
+    """Quiet about what datacontract-cli does where a catalog has no information_schema (Spark's
+    own): the query it expects to fail (PySpark logs each with a useless trace; a local JVM's
+    listener bus is quiet by configuration) and, there, its note that it compares logical types."""
+    query_logger, run_logger = PySparkLogger.getLogger("SQLQueryContextLogger"), logging.getLogger(Run.__module__)
     level = query_logger.level
     query_logger.setLevel(logging.CRITICAL)
+    if local:
+        run_logger.addFilter(_logical_type_fallback)
     try:
         yield
     finally:
         query_logger.setLevel(level)
+        run_logger.removeFilter(_logical_type_fallback)
+
+
+def _logical_type_fallback(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Could not read the column types")
 
 
 def _passed(run: Run) -> bool:

@@ -78,14 +78,6 @@ class EntropyDataRunFacet(RunFacet):
         return "https://entropy-data.com/spec/facets/1-0-0/EntropyDataRunFacet.json"
 
 
-@dataclass(frozen=True)
-class DatasetName:
-    """A dataset as OpenLineage names it: a namespace (where) and a name (what)."""
-
-    namespace: str
-    name: str
-
-
 def _databricks_namespace() -> str:
     host = os.environ.get("DATABRICKS_HOST", "").removeprefix("https://").rstrip("/")
     return f"databricks://{host}" if host else "databricks"
@@ -134,15 +126,15 @@ class Lineage:
         self._client = client
         self.namespace = namespace or os.environ.get("OPENLINEAGE_NAMESPACE") or DEFAULT_NAMESPACE
         self.run_id = str(uuid.uuid4())
-        self.inputs: Sequence[DatasetName] = ()
-        self.output: DatasetName | None = None
+        self.inputs: list[InputDataset] = []
+        self.output: OutputDataset | None = None
 
     def about(self, source: InputLocation, output: OutputLocation) -> None:
         """The datasets the run's events name: the build's input and output tables, as
         OpenLineage names catalog tables."""
         namespace = _databricks_namespace()
-        self.inputs = [DatasetName(namespace, str(source.table(table))) for table in INPUT_PORTS]
-        self.output = DatasetName(namespace, str(output.table))
+        self.inputs = [InputDataset(namespace=namespace, name=str(source.table(table))) for table in INPUT_PORTS]
+        self.output = OutputDataset(namespace=namespace, name=str(output.table))
 
     @classmethod
     def configure(cls, url: str | None = None, namespace: str | None = None) -> Lineage:
@@ -193,15 +185,14 @@ class Lineage:
     def _emit(self, state: RunState, run: Run, output: OutputDataset | None = None) -> None:
         if self._client is None:
             return
-        if output is None and self.output is not None:
-            output = OutputDataset(namespace=self.output.namespace, name=self.output.name)
+        output = output or self.output
         event = RunEvent(
             eventType=state,
             eventTime=datetime.now(UTC).isoformat(),
             run=run,
             job=self._job(),
             producer=PRODUCER,
-            inputs=[InputDataset(namespace=d.namespace, name=d.name) for d in self.inputs],
+            inputs=self.inputs,
             outputs=[output] if output else [],
         )
         try:
@@ -235,7 +226,7 @@ class Lineage:
 
 
 def output_dataset(
-    output: DatasetName, contract: OutputContract, rows: int | None, checks: Sequence[CheckResult]
+    output: OutputDataset, contract: OutputContract, rows: int | None, checks: Sequence[CheckResult]
 ) -> OutputDataset:
     """The output port with its contract schema, its row count and the pre-publish checks."""
     schema = schema_dataset.SchemaDatasetFacet(

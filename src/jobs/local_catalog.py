@@ -57,6 +57,11 @@ def source_location(directory: Path) -> InputLocation:
     return InputLocation(SESSION_CATALOG, schema_name("source", directory), label=str(directory))
 
 
+def source_bytes(directory: Path | None) -> int:
+    """The size of the files under a source directory (0 for none): what a build will read."""
+    return sum(file.stat().st_size for file in directory.rglob("*") if file.is_file()) if directory else 0
+
+
 def mounted_source(spark: SparkSession, directory: Path) -> InputLocation:
     """The raw tables of `directory` mounted, for a notebook, a benchmark or a test to read."""
     mount_source(spark, directory)

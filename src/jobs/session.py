@@ -132,8 +132,7 @@ def _start_jvm(conf: SparkConf) -> None:
     forwarding = threading.Thread(target=_forward_jvm_errors, args=(reading,), daemon=True)
     forwarding.start()
     try:
-        popen = {"stderr": writing}
-        SparkContext(conf=conf, gateway=launch_gateway(conf, popen_kwargs=popen))  # type: ignore[no-untyped-call]
+        SparkContext(conf=conf, gateway=launch_gateway(conf, popen_kwargs={"stderr": writing}))  # type: ignore[no-untyped-call]
     except BaseException:
         os.close(writing)
         # A JVM that failed to start has ended: what it said is passed on within moments.

@@ -60,7 +60,7 @@ def run(config: LocalRunConfig, lineage: Lineage | None = None) -> int:
     started = _seconds("CUSTOMER_ACTIVITY_STARTED_AT") or time.time()
     counts = sample_data.generate(config.source, config.organizations, config.as_of, config.seed)
     print(f"Generated {sum(counts.values())} raw rows for {config.organizations} organisations in {config.source}")
-    spark = create_spark_session(input_bytes=sum(f.stat().st_size for f in config.source.rglob("*") if f.is_file()))
+    spark = create_spark_session(input_bytes=local_catalog.source_bytes(config.source))
     output = local_catalog.mount_output(spark, config.output, datetime.now(UTC))
     build = BuildConfig(
         source=local_catalog.source_location(config.source),
@@ -95,20 +95,9 @@ def done_message(waited: float, setup: float) -> str:
     return f"Done in {waited:.1f} s: {setup:.1f} s preparing the environment, {waited - setup:.1f} s the run."
 
 
-def _no_logical_type_fallback(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("Could not read the column types")
-
-
 def check_published(spark: SparkSession, output: OutputLocation) -> bool:
     """Test a just-published output as its consumers would; print the result table only when it fails."""
-    # Spark's own catalog has no information_schema: datacontract-cli then compares the
-    # physical types by their logical ones, and warns about it, which nobody here can change.
-    run_logger = logging.getLogger("datacontract.model.run")
-    run_logger.addFilter(_no_logical_type_fallback)
-    try:
-        run = verify_server(spark, PRODUCTION_SERVER, output=output)
-    finally:
-        run_logger.removeFilter(_no_logical_type_fallback)
+    run = verify_server(spark, PRODUCTION_SERVER, output=output)
     passed = run.result == ResultEnum.passed
     print()
     print(f"Contract test of the published output (datacontract-cli, server '{PRODUCTION_SERVER}'):")
