@@ -133,16 +133,14 @@ def table_properties(contract: OutputContract) -> dict[str, str]:
 def create_table(output: TableName, contract: OutputContract) -> str:
     """The output table as the contract defines it, created once; later runs keep it.
 
-    A new table gets everything in its creating commit: comments, NOT NULL, properties
-    and the CHECK constraints, which Delta keeps as `delta.constraints.<name>` table
-    properties (one ADD CONSTRAINT commit each would cost seconds apiece).
+    Comments, NOT NULL and properties go in the creating commit. CHECK constraints do
+    not: Databricks documents them only through `ALTER TABLE ... ADD CONSTRAINT`, and
+    Delta refuses `delta.constraints.*` as a property set by hand, so `governance` adds
+    them, before the first rows (see `publishing`).
     """
     descriptions = contract.column_descriptions
     columns = ",\n  ".join(_column_definition(f, descriptions.get(f.name)) for f in contract.spark_schema.fields)
-    properties = table_properties(contract) | {
-        f"{_CONSTRAINT_PROPERTY}{name}": condition for name, condition in check_constraints(contract).items()
-    }
-    pairs = ",\n  ".join(f"{string_literal(k)} = {string_literal(v)}" for k, v in properties.items())
+    pairs = ",\n  ".join(f"{string_literal(k)} = {string_literal(v)}" for k, v in table_properties(contract).items())
     return (
         f"CREATE TABLE IF NOT EXISTS {output.quoted} (\n  {columns}\n)\nUSING DELTA\n"
         f"COMMENT {string_literal(contract.table_description)}\nTBLPROPERTIES (\n  {pairs}\n)"
@@ -188,7 +186,7 @@ class TableState:
 
     @property
     def constraints(self) -> dict[str, str]:
-        """CHECK constraints by name; Delta keeps them as `delta.constraints.<name>` properties."""
+        """CHECK constraints by name; Delta shows them as `delta.constraints.<name>` properties (read only)."""
         return {
             k.removeprefix(_CONSTRAINT_PROPERTY): v
             for k, v in self.properties.items()

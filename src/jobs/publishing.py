@@ -6,7 +6,7 @@ catalog locally (the command line mounts a local directory there). One path for 
    consumer can see it, and read back from there for the audit;
 2. once the audit has passed it, the output table is created if needed and brought in
    line with the contract (comments, properties, NOT NULL and CHECK constraints, and
-   grants where the catalog has them);
+   grants where the catalog has them), a new table before its first rows;
 3. its rows are replaced by one INSERT OVERWRITE, a single Delta transaction that the
    constraints check: readers see the old version or the new one, never a mix, and the
    old one stays readable by time travel (and `restore` brings it back).
@@ -182,7 +182,12 @@ class StagingArea:
                     "(a new major version of the contract) or a migration."
                 )
             state = table_state(self._spark, target, schema)
-            for statement in catalog.relaxations(target, contract, state):
+            # A new table gets its constraints before its first rows, so that no reader
+            # ever sees rows without them; an existing one after the rows (the old rows
+            # need not meet a rule the contract has just added).
+            governance = catalog.governance(target, contract, state)
+            before, after = (governance, []) if not existed else ([], governance)
+            for statement in catalog.relaxations(target, contract, state) + before:
                 self._spark.sql(statement)
             # As late as possible: a commit after this one is Delta's own conflict check's.
             self._refuse_rows_changed_since(target, started_from)
@@ -200,7 +205,7 @@ class StagingArea:
             raise
         version = current_version(self._spark, target)
         logger.info("published %s as Delta version %d", target, version)
-        for statement in catalog.governance(target, contract, state):
+        for statement in after:
             self._spark.sql(statement)
         _grant(self._spark, target, contract)
         return version

@@ -10,11 +10,13 @@ datacontract-cli through the catalog. Only GRANT does not run: Spark's catalog h
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pytest
+from deltalake import DeltaTable
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
@@ -55,6 +57,8 @@ def raw_schema(spark: SparkSession, sample_source: Path) -> Iterator[str]:
 class FirstBuild:
     report: RunReport
     log: list[str] = field(default_factory=list)
+    # Every SQL statement the build sent, in order.
+    statements: list[str] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +67,12 @@ def first_build(raw_schema: str) -> FirstBuild:
     build = ["build", "--catalog", CATALOG, "--source-schema", raw_schema, "--output-schema", OUTPUT]
     reports: list[RunReport] = []
     log: list[str] = []
-    real = build_job.run_build
+    statements: list[str] = []
+    real, real_sql = build_job.run_build, SparkSession.sql
+
+    def recording_sql(session: SparkSession, statement: str, *args: object, **kwargs: object):
+        statements.append(statement)
+        return real_sql(session, statement, *args, **kwargs)  # type: ignore[arg-type]
 
     def recorded(*args: object, **kwargs: object) -> RunReport:
         reports.append(real(*args, **kwargs))  # type: ignore[arg-type]
@@ -74,6 +83,7 @@ def first_build(raw_schema: str) -> FirstBuild:
     logger = logging.getLogger(build_job.__name__)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(build_job, "run_build", recorded)
+        patch.setattr(SparkSession, "sql", recording_sql)
         patch.setattr(logger, "level", logging.INFO)
         logger.addHandler(handler)
         try:
@@ -81,7 +91,7 @@ def first_build(raw_schema: str) -> FirstBuild:
         finally:
             logger.removeHandler(handler)
     [report] = reports
-    return FirstBuild(report, log)
+    return FirstBuild(report, log, statements)
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +130,44 @@ def test_governance_is_applied_and_reads_back(built, spark):
     }.keys() == catalog.check_constraints(contract).keys()
     nullable = {f.name for f in spark.read.table(built).schema.fields if f.nullable}
     assert not nullable & set(contract.required_columns)
+
+
+# Each form of statement the catalog path may send, as the Databricks SQL reference documents it
+# for Unity Catalog managed Delta tables (its page sql-ref-syntax-<value>, docs.databricks.com).
+DOCUMENTED = {
+    r"CREATE SCHEMA IF NOT EXISTS `\w+`\.`\w+`": "ddl-create-schema",
+    r"CREATE TABLE (IF NOT EXISTS )?`\w+`\.`\w+`\.`\w+` \(.*\)\s*USING DELTA\b": "ddl-create-table-using",
+    r"ALTER TABLE \S+ (ADD CONSTRAINT `\w+` CHECK \(|DROP CONSTRAINT IF EXISTS `\w+`$)": "ddl-alter-table",
+    r"ALTER TABLE \S+ ALTER COLUMN `\w+` (COMMENT '|SET NOT NULL$|DROP NOT NULL$)": "ddl-alter-table-manage-column",
+    r"ALTER TABLE \S+ SET TBLPROPERTIES \(": "ddl-tblproperties",
+    r"COMMENT ON TABLE \S+ IS '": "ddl-comment",
+    r"INSERT OVERWRITE TABLE \S+ \(": "dml-insert-into",
+    r"(DESCRIBE HISTORY|DESCRIBE TABLE EXTENDED|SHOW TBLPROPERTIES) \S+( LIMIT 1)?$": "aux-describe-table",
+    r"DROP TABLE IF EXISTS \S+$": "ddl-drop-table",
+    r"GRANT SELECT ON TABLE \S+ TO `": "aux-grant",
+    r"SELECT ": "qry-select",
+}
+
+
+def test_the_catalog_path_sends_only_statements_databricks_documents(first_build):
+    assert len(first_build.statements) > 10
+    for statement in first_build.statements:
+        assert "delta.constraints." not in statement, statement
+        assert any(re.match(form, statement, re.DOTALL) for form in DOCUMENTED), statement
+    assert any(statement.startswith(f"ALTER TABLE {TABLE} ADD CONSTRAINT") for statement in first_build.statements)
+
+
+def test_a_new_table_has_its_constraints_before_its_first_rows(built, spark):
+    """Read with delta-rs, version by version: no version that holds rows lacks a constraint."""
+    location = spark.sql(f"DESCRIBE DETAIL {built}").first().location
+    wanted = {f"delta.constraints.{name}" for name in catalog.check_constraints(load_contract())}
+    latest = DeltaTable(location).version()
+    with_rows = [v for v in range(latest + 1) if DeltaTable(location, version=v).file_uris()]
+    assert with_rows, "the build published no rows"
+    for version in with_rows:
+        assert wanted <= DeltaTable(location, version=version).metadata().configuration.keys(), version
+    history = [row.operation for row in spark.sql(f"DESCRIBE HISTORY {built}").orderBy("version").collect()]
+    assert history[: len(wanted) + 2] == ["CREATE TABLE", *["ADD CONSTRAINT"] * len(wanted), "WRITE"]
 
 
 def test_the_candidate_never_shows_in_the_output_schema_and_is_removed(built, spark):
