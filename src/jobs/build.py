@@ -5,7 +5,8 @@ Order of events, each step only after the previous one succeeded:
 2. read and check every input table (missing tables or columns stop the run here);
 3. build the candidate and write it to a staging location;
 4. audit the staged candidate against the contract;
-5. publish it in one atomic step.
+5. compare it with the published table (the change gate, see `change`);
+6. publish it in one atomic step.
 Whatever fails, the published output stays exactly as it was, and a run report
 says what happened.
 """
@@ -24,10 +25,11 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from customer_activity.jobs import inputs, publishing, secrets
+from customer_activity.jobs import change, inputs, publishing, secrets
 from customer_activity.jobs.audit import aggregate, audit, plain_metrics
 from customer_activity.jobs.contract import OutputContract, load_contract
 from customer_activity.jobs.errors import (
+    ChangeRefusedError,
     ConfigurationError,
     ContractDefinitionError,
     ContractViolationError,
@@ -68,7 +70,9 @@ def as_of_problem(as_of: date) -> str | None:
 class BuildConfig:
     """One build: where the inputs are, where the output goes, and for which day.
 
-    The run report goes to `report_path` when there is one. `prepare_inputs` is a step
+    The run report goes to `report_path` when there is one. `change_limits` bound how far
+    the candidate may move from the published table; `accept_change`, a person's reason
+    for letting a larger change through this once. `prepare_inputs` is a step
     the command line adds to make the inputs available in the catalog (it mounts a
     directory there): it runs where the build reads its inputs, so that its errors are
     the build's, and returns, per raw table and column, the rows that lack the column.
@@ -80,6 +84,8 @@ class BuildConfig:
     contract_path: Path | None = None
     report_path: Path | None = None
     prepare_inputs: Callable[[SparkSession], Mapping[str, Mapping[str, int]]] | None = None
+    change_limits: change.ChangeLimits = field(default_factory=change.ChangeLimits)
+    accept_change: str | None = None
     started_at: datetime = field(default_factory=_utc_now)
     run_id: str = field(default_factory=lambda: f"{_utc_now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}")
 
@@ -246,7 +252,8 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
     except Exception as error:
         explained = isinstance(error, CustomerActivityError)
         message = str(error) if explained else f"internal error: {type(error).__name__}: {error}"
-        report.status, report.error = "failed", secrets.mask_url_credentials(message)
+        report.status = "refused" if isinstance(error, ChangeRefusedError) else "failed"
+        report.error = secrets.mask_url_credentials(message)
         lineage.fail(contract, report.error)
         raise
     except BaseException as error:
@@ -274,17 +281,27 @@ def _run(spark: SparkSession, config: BuildConfig, contract: OutputContract, rep
         with _timed(report, "build_and_stage", "building and staging the candidate"):
             # A candidate of another schema is the audit's to name, not the observation's to fail on.
             if not contract.schema_differences(candidate.schema):
-                candidate = _observe(written, candidate, plain_metrics(contract))
+                candidate = _observe(written, candidate, plain_metrics(contract) + change.candidate_metrics())
             staged_output = staging_area.write(candidate)
         # One wait for all: once one table's metrics have arrived, the others' have too.
         deadline = time.monotonic() + _OBSERVATION_WAIT_SECONDS
         report.inputs = {table: count.report(deadline) for table, count in counts.items()}
+        observed = _observed(written, deadline)
         with _timed(report, "audit", "auditing the candidate against the contract"):
             view = f"customer_activity_candidate_{uuid.uuid4().hex[:12]}"
-            result = audit(staged_output, contract, view, observed=_observed(written, deadline))
+            result = audit(staged_output, contract, view, observed=observed)
         report.checks, report.output_rows = result.checks, result.rows
         if result.failures:
             raise ContractViolationError(result.failures)
+        with _timed(report, "change_gate", "comparing the candidate with the published table"):
+            report.change = change.compare(
+                spark, config.output.table, started_from, staged_output, observed, config.change_limits
+            )
+        report.change.accepted = config.accept_change
+        if config.accept_change is not None:
+            logger.warning("the change limits are overridden for this build: %s", config.accept_change)
+        elif report.change.exceeded:
+            raise report.change.refusal()
         with _timed(report, "publish", "publishing"):
             report.published_version = staging_area.publish(contract, started_from)
     report.status = "succeeded"

@@ -14,6 +14,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from pyspark.sql import SparkSession
 from customer_activity.jobs import build, local_catalog, publishing, secrets
 from customer_activity.jobs.build import BuildConfig, as_of_problem
 from customer_activity.jobs.catalog import TableName
+from customer_activity.jobs.change import ChangeLimits
 from customer_activity.jobs.contract import default_contract_path, load_contract
 from customer_activity.jobs.errors import (
     EXIT_INTERNAL_ERROR,
@@ -67,7 +69,8 @@ _EXIT_CODES = """exit codes:
   1  internal error (a bug: the stack trace is printed)
   2  invalid usage or configuration
   3  input tables missing or unusable
-  4  contract broken, nothing published (test-contract: the table failed its test)
+  4  contract broken, or the candidate changed beyond the change limits: nothing published
+     (test-contract: the table failed its test)
   5  the marketplace refused a document or could not be reached
   6  another writer committed to the table meanwhile, nothing published: run again"""
 
@@ -123,6 +126,22 @@ def _parser() -> argparse.ArgumentParser:
         help="the day the activity is counted up to (default: today in UTC)",
     )
     build.add_argument("--contract", type=Path, metavar="FILE", help="ODCS contract (default: the product's own)")
+    gate = build.add_argument_group("change gate (a candidate far from the published table is not published)")
+    gate.add_argument(
+        "--change-limits",
+        type=_change_limits,
+        default=ChangeLimits(),
+        metavar="NAME=PCT,...",
+        help="how far each figure may move, in percent of the published one: "
+        + ", ".join(f"{f.name} (default {getattr(ChangeLimits(), f.name):g})" for f in fields(ChangeLimits)),
+    )
+    gate.add_argument(
+        "--accept-change",
+        type=_reason,
+        metavar="REASON",
+        help="publish this once whatever the change, for the reason given (logged and kept in the run report); "
+        "empty: no override",
+    )
     lineage = build.add_argument_group("lineage (optional; the Databricks job sends it to Entropy Data)")
     lineage.add_argument(
         "--lineage-url", help="OpenLineage HTTP endpoint (default: the OPENLINEAGE_* configuration; none: no events)"
@@ -185,6 +204,20 @@ def _parser() -> argparse.ArgumentParser:
     _location_arguments(restore, source=False)
     restore.add_argument("--version", type=int, help="the Delta version to restore (default: the previous one)")
     return parser
+
+
+def _change_limits(text: str) -> ChangeLimits:
+    try:
+        return ChangeLimits.parse(text)
+    except ConfigurationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _reason(text: str) -> str | None:
+    """An override's reason; empty means none, as the job parameter passes it when unset."""
+    if text and not text.strip():
+        raise argparse.ArgumentTypeError("needs a reason: who looked at the change, and why it is right")
+    return text.strip() or None
 
 
 def _marketplace_arguments(parser: Any, purpose: str) -> None:
@@ -325,6 +358,8 @@ def _build(args: argparse.Namespace) -> int:
         prepare_inputs=(lambda session: local_catalog.mount_source(session, source_dir)) if source_dir else None,
         as_of=args.as_of or datetime.now(UTC).date(),
         contract_path=args.contract,
+        change_limits=args.change_limits,
+        accept_change=args.accept_change,
         report_path=args.output_dir / local_catalog.REPORT_FILE if args.output_dir else None,
     )
     with lineage.open().closing() as events:

@@ -48,6 +48,12 @@ class ContractViolationError(CustomerActivityError):
         )
 
 
+class ChangeRefusedError(CustomerActivityError):
+    """The candidate meets the contract but differs from the published table beyond the change limits."""
+
+    exit_code = EXIT_CONTRACT_VIOLATION
+
+
 class PublishError(CustomerActivityError):
     """The marketplace refused a document or could not be reached."""
 

@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from customer_activity.jobs.audit import CheckResult
+from customer_activity.jobs.change import Change
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class RunReport:
     # The Delta version the build committed: time travel and `restore` find it by this.
     published_version: int | None = None
     checks: list[CheckResult] = field(default_factory=list)
+    # The candidate against the published table; None where the build stopped before the gate.
+    change: Change | None = None
     durations_seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     # What builds that died left under the output, removed by this one.
@@ -80,6 +83,7 @@ class RunReport:
             "",
             f"  output rows: {self.output_rows}",
             f"  pre-publish checks passed: {sum(check.passed for check in self.checks)}/{len(self.checks)}",
+            *([f"  {self.change.summary()}"] if self.change is not None else []),
             f"  output ({self.table_format}): {self.output}"
             + (f", version {self.published_version}" if self.published_version is not None else ""),
         ]

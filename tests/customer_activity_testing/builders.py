@@ -1,7 +1,13 @@
-"""Tiny raw tables for unit tests: name only the columns a test is about."""
+"""Raw tables for tests: tiny ones that name only the columns a test is about, and rewritten samples."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
@@ -29,3 +35,11 @@ def raw(spark: SparkSession, table: str, *rows: dict[str, object]) -> DataFrame:
         assert not unknown, f"{table} has no columns {unknown}"
         filled.append(tuple(values.get(name) for name in schema.names))
     return spark.createDataFrame(filled, schema)
+
+
+def rewrite(source: Path, table: str, change: Callable[[pa.Table], pa.Table]) -> None:
+    """Replace a raw table of the directory `source` by `change` of its rows, as one Parquet file."""
+    data = change(pq.read_table(source / table))
+    shutil.rmtree(source / table)
+    (source / table).mkdir()
+    pq.write_table(data, source / table / "part-0.parquet")

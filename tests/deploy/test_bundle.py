@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import jsonschema
 import pyspark
 import pytest
 import yaml
 
+from customer_activity.jobs import cli
+from customer_activity.jobs.change import ChangeLimits
 from customer_activity.jobs.contract import default_contract_path
 from customer_activity.jobs.publishing import OUTPUT_TABLE
 from customer_activity_testing import bundle_checks as checks
@@ -211,3 +214,24 @@ def test_an_environment_on_another_spark_is_named(broken):
         "dev: serverless environment 3 runs Spark 3.5, the pins Spark 4.0",
         "prod: serverless environment 9 has no known Spark version",
     ]
+
+
+def build_arguments(bundle: dict, **given: str) -> list[str]:
+    """The build task's command line as a run gets it: job parameters at their defaults, or as `given`."""
+    values = {p["name"]: p["default"] for p in job(bundle)["parameters"]}
+    values |= {"as_of": "", "change_limits": bundle["variables"]["change_limits"]["default"], **given}
+    pattern = re.compile(r"\{\{job\.parameters\.(\w+)\}\}")
+    return [
+        pattern.sub(lambda m: values[m.group(1)], a) for a in task(bundle, "build")["python_wheel_task"]["parameters"]
+    ]
+
+
+def test_the_change_gate_is_set_per_target_and_overridden_per_run(bundle):
+    scheduled = cli._parser().parse_args(build_arguments(bundle))
+    assert scheduled.change_limits == ChangeLimits()
+    assert scheduled.accept_change is None
+
+    looser = cli._parser().parse_args(build_arguments(bundle, change_limits="rows=40"))
+    assert looser.change_limits == ChangeLimits(rows=40.0)
+    overridden = cli._parser().parse_args(build_arguments(bundle, accept_change="40 test accounts deleted"))
+    assert overridden.accept_change == "40 test accounts deleted"

@@ -8,7 +8,6 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from customer_activity.jobs.build import BuildConfig
@@ -24,15 +23,9 @@ from customer_activity.jobs.errors import (
 from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.publishing import OutputLocation
 from customer_activity_dev.__main__ import main as dev_main
+from customer_activity_testing.builders import rewrite
 from customer_activity_testing.outputs import build, fingerprint, run_report
 from customer_activity_testing.outputs import published as published_rows
-
-
-def rewrite(source: Path, table: str, change: Callable[[pa.Table], pa.Table]) -> None:
-    data = change(pq.read_table(source / table))
-    shutil.rmtree(source / table)
-    (source / table).mkdir()
-    pq.write_table(data, source / table / "part-0.parquet")
 
 
 def as_text(column: str) -> Callable[[pa.Table], pa.Table]:

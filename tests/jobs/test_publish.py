@@ -121,6 +121,19 @@ def test_a_rebuild_commits_one_version_and_the_previous_stays_readable_then_rest
     second_version = delta_table(output_copy).version()
     assert second_version == first_version + 1, "an unchanged contract commits the rows only"
     assert run_report(output_copy)["published_version"] == second_version
+    change = run_report(output_copy)["change"]
+    assert change["compared_with"] == first_version
+    assert {figure["name"]: figure["percent"] for figure in change["figures"]} == dict.fromkeys(
+        [
+            "organizations_gone",
+            "rows",
+            "users_total",
+            "dataproducts_total",
+            "dataproducts_outputports_total",
+            "assets_total",
+        ],
+        0.0,
+    )
     second = published(output_copy)
     assert second.column("updated_at") != first.column("updated_at")
     assert published(output_copy, version=first_version).equals(first)
