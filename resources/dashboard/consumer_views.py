@@ -8,7 +8,10 @@ same files against the local table, and the notebook charts them.
 This script renders what the bundle deploys from those files and from the data
 contract, so that neither repeats them:
 - `customer_activity.lvdash.json`, the dashboard (datasets and widgets);
-- `../customer_activity.alert.yml`, the alert on the contract's freshness SLA.
+- `../customer_activity.alert.yml`, the alert on the contract's freshness SLA;
+- `customer_activity_runs.lvdash.json`, the data engineers' dashboard over the run history
+  (`runs/last_runs.sql`, reading `customer_activity_runs` of the product's internal schema,
+  which consumers never see).
 
     python3 dev.py consumer-views          # write both
     python3 dev.py consumer-views --check  # fail if either is not what the sources give
@@ -28,6 +31,8 @@ HERE = Path(__file__).resolve().parent
 QUERIES = HERE / "queries"
 DASHBOARD = HERE / "customer_activity.lvdash.json"
 ALERT = HERE.parent / "customer_activity.alert.yml"
+RUNS_QUERY = HERE / "runs" / "last_runs.sql"
+RUNS_DASHBOARD = HERE / "customer_activity_runs.lvdash.json"
 CONTRACT = HERE.parent.parent / "datacontracts" / "customer_activity_v1.odcs.yaml"
 TABLE = "customer_activity"
 # The alert runs on a SQL warehouse without a dashboard's default catalog and schema.
@@ -124,9 +129,9 @@ def _bar(name: str, dataset: str, x: str, y: str, title: str, position, color: s
     return _widget(name, dataset, fields, spec, position)
 
 
-def _columns(name: str) -> list[str]:
+def _columns(text: str) -> list[str]:
     """The output columns of a query, as its SELECT list names them (`... AS name` or a bare column)."""
-    select = query(name).split("SELECT", 1)[1].split("\nFROM", 1)[0]
+    select = text.split("SELECT", 1)[1].split("\nFROM", 1)[0]
     columns = []
     for line in select.splitlines():
         item = line.strip().rstrip(",")
@@ -181,7 +186,7 @@ def dashboard() -> dict[str, Any]:
         _table(
             "ramping_up",
             "ramping_up",
-            _columns("ramping_up"),
+            _columns(query("ramping_up")),
             "Ramping up",
             "Users or data products added in the last 30 days, and their share of the totals.",
             (0, 6, 6, 8),
@@ -189,7 +194,7 @@ def dashboard() -> dict[str, Any]:
         _table(
             "gone_quiet",
             "gone_quiet",
-            _columns("gone_quiet"),
+            _columns(query("gone_quiet")),
             "Gone quiet",
             "Nothing added in 30 days; data products unchanged for over 90 days, or none at all.",
             (0, 14, 6, 8),
@@ -215,6 +220,39 @@ def dashboard() -> dict[str, Any]:
                 "pageType": "PAGE_TYPE_CANVAS",
             }
         ],
+    }
+
+
+def runs_dashboard() -> dict[str, Any]:
+    """The data engineers' dashboard: the last builds from the run history."""
+    text = RUNS_QUERY.read_text()
+    layout = [
+        {
+            "widget": {
+                "name": "title",
+                "multilineTextboxSpec": {
+                    "lines": [
+                        "# Customer Activity: runs\n",
+                        "Every build of the output port, from the run history `customer_activity_runs` "
+                        "in the product's internal schema.",
+                    ]
+                },
+            },
+            "position": {"x": 0, "y": 0, "width": 6, "height": 2},
+        },
+        _table(
+            "last_runs",
+            "last_runs",
+            _columns(text),
+            "Last builds",
+            "Refused: the change gate stopped a candidate that met the contract; failed: see error.",
+            (0, 2, 6, 10),
+        ),
+        _bar("durations", "last_runs", "started_at", "duration_seconds", "Build duration (seconds)", (0, 12, 6, 6)),
+    ]
+    return {
+        "datasets": [{"name": "last_runs", "displayName": "last runs", "queryLines": text.splitlines(keepends=True)}],
+        "pages": [{"name": "runs", "displayName": "Runs", "layout": layout, "pageType": "PAGE_TYPE_CANVAS"}],
     }
 
 
@@ -280,6 +318,7 @@ def rendered() -> dict[Path, str]:
     return {
         DASHBOARD: json.dumps(dashboard(), indent=2) + "\n",
         ALERT: _ALERT_HEADER + yaml.dump(alert(), Dumper=_Dumper, sort_keys=False, width=120),
+        RUNS_DASHBOARD: json.dumps(runs_dashboard(), indent=2) + "\n",
     }
 
 

@@ -11,8 +11,9 @@ catalog; each directory gets schemas of its own, named after its absolute path:
   instead, each group of files read with its own schema and cast to the merged one:
   Spark's reader cannot read every widening (DATE as TIMESTAMP) in place;
 - an output directory is the schema of the published table `<dir>/customer_activity`
-  (registered if a build published it before), with the staging schema in the hidden
-  `<dir>/.customer_activity.staging`. The run report goes beside the table.
+  (registered if a build published it before), with the internal schema (staged candidates,
+  the run history) in the hidden `<dir>/.customer_activity.staging`. The run report goes
+  beside the table.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from customer_activity.jobs import catalog, raw_files
+from customer_activity.jobs import catalog, history, raw_files
 from customer_activity.jobs.catalog import TableName, identifier, string_literal
 from customer_activity.jobs.errors import ConfigurationError, InputError
 from customer_activity.jobs.inputs import InputLocation, first_line
@@ -141,6 +142,11 @@ def mount_output(spark: SparkSession, directory: Path, now: datetime) -> OutputL
     spark.sql(f"{catalog.create_schema(SESSION_CATALOG, str(output.staging_schema))} LOCATION {staging_location}")
     # Tables this session registered are the build's to drop through the catalog (a notebook's).
     registered = {table.name for table in spark.catalog.listTables(f"{SESSION_CATALOG}.{output.staging_schema}")}
+    runs = directory.resolve() / STAGING_DIRECTORY / history.RUNS_TABLE
+    if history.RUNS_TABLE not in registered and (runs / "_delta_log").is_dir():
+        # The run history of earlier processes: registered where it lies, to append to.
+        table = history.runs_table(output)
+        spark.sql(f"CREATE TABLE {table.quoted} USING DELTA LOCATION {string_literal(str(runs))}")
     _remove_leftovers(directory / STAGING_DIRECTORY, now, registered)
     return output
 

@@ -75,8 +75,8 @@ class OutputLocation:
     label: str | None = None
 
     def __post_init__(self) -> None:
-        catalog.identifier("staging schema", self._staging_schema)
-        if self._staging_schema == self.table.schema:
+        catalog.identifier("staging schema", self.internal_schema)
+        if self.internal_schema == self.table.schema:
             raise ConfigurationError("the staging schema must not be the output schema: consumers can read that one")
 
     @property
@@ -84,12 +84,13 @@ class OutputLocation:
         return self.label or str(self.table)
 
     @property
-    def _staging_schema(self) -> str:
+    def internal_schema(self) -> str:
+        """The product's own schema beside the output: staged candidates and the run history, never consumers."""
         return self.staging_schema or f"{self.table.schema}_staging"
 
     def staging(self, run_id: str) -> TableName:
         """Where `run_id` stages its candidate, out of the consumers' sight."""
-        return catalog.staging_table(self.table, self._staging_schema, run_id)
+        return catalog.staging_table(self.table, self.internal_schema, run_id)
 
     def check_usable(self, spark: SparkSession) -> None:
         """Refuse, before any input is read, an output whose schema does not exist (the bundle deploys it)."""
@@ -104,7 +105,7 @@ class OutputLocation:
 
         Longer than the job's own timeout: none belongs to a run still going.
         """
-        catalog_name, schema = self.table.catalog, self._staging_schema
+        catalog_name, schema = self.table.catalog, self.internal_schema
         if not spark.catalog.databaseExists(f"{catalog_name}.{schema}"):
             return []
         removed = []

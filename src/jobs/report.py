@@ -46,6 +46,7 @@ class RunReport:
     output: str
     table_format: str
     status: str = "running"
+    finished_at: str | None = None
     inputs: dict[str, TableReport] = field(default_factory=dict)
     output_rows: int | None = None
     # The Delta version the build committed: time travel and `restore` find it by this.

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import consumer_views
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from deltalake import DeltaTable
 
+from customer_activity.jobs import history, local_catalog
+from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.change import Change, ChangeLimits, Figure
 from customer_activity.jobs.cli import main
-from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_OK, EXIT_USAGE, ConfigurationError
+from customer_activity.jobs.errors import (
+    EXIT_CONTRACT_VIOLATION,
+    EXIT_INPUT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigurationError,
+)
+from customer_activity.jobs.publishing import OutputLocation
+from customer_activity.jobs.report import RunReport
 from customer_activity_testing.builders import rewrite
 from customer_activity_testing.outputs import build, delta_table, fingerprint, published, run_report
 
@@ -62,10 +76,20 @@ def half_of_the_organizations(table: pa.Table) -> pa.Table:
     return table.filter(pc.is_in(table.column("organization_id"), pa.array(keys[::2])))
 
 
+def run_history(output: Path) -> list[dict]:
+    """The run history as an independent reader (delta-rs) sees it, oldest first."""
+    table = DeltaTable(str(output / local_catalog.STAGING_DIRECTORY / history.RUNS_TABLE))
+    return sorted(table.to_pyarrow_table().to_pylist(), key=lambda run: run["updated_at"])
+
+
 @pytest.mark.e2e
-def test_a_partial_load_is_refused_and_published_only_with_an_override(source, output_copy, capsys):
+def test_a_partial_load_is_refused_and_published_only_with_an_override(source, output_copy, spark, capsys):
     before, version = fingerprint(output_copy), delta_table(output_copy).version()
     organizations = len(published(output_copy))
+    # A failed build first, for the run history: a raw table that is not there.
+    (source / "asset").rename(source / "asset_gone")
+    assert build(source, output_copy) == EXIT_INPUT_ERROR
+    (source / "asset_gone").rename(source / "asset")
     rewrite(source, "organization", half_of_the_organizations)
 
     assert build(source, output_copy) == EXIT_CONTRACT_VIOLATION
@@ -94,3 +118,59 @@ def test_a_partial_load_is_refused_and_published_only_with_an_override(source, o
     assert report["status"] == "succeeded"
     assert report["change"]["accepted"] == REASON
     assert f"limits overridden: {REASON}" in capsys.readouterr().out
+
+    # One row per build, each its run report: the sample's first build, then these three.
+    runs = run_history(output_copy)
+    assert [run["status"] for run in runs] == ["succeeded", "failed", "refused", "succeeded"]
+    assert runs[1]["error"].startswith("the input tables cannot be used")
+    assert runs[2]["change"] == refused["change"]
+    assert runs[3]["change"]["accepted"] == REASON
+    assert runs[3]["published_version"] == report["published_version"]
+    assert all(run["finished_at"] >= run["updated_at"] for run in runs)
+    assert_the_runs_query_shows(spark, output_copy, runs)
+
+
+def assert_the_runs_query_shows(spark, output: Path, runs: list[dict]) -> None:
+    """The engineers' dashboard's query, run with Spark SQL against the history the builds wrote."""
+    location = output / local_catalog.STAGING_DIRECTORY / history.RUNS_TABLE
+    spark.read.format("delta").load(str(location)).createOrReplaceTempView(history.RUNS_TABLE)
+    try:
+        shown = [row.asDict() for row in spark.sql(consumer_views.RUNS_QUERY.read_text()).collect()]
+    finally:
+        spark.catalog.dropTempView(history.RUNS_TABLE)
+
+    def figure(run: dict, name: str) -> float | None:
+        return (
+            next((f["percent"] for f in run["change"]["figures"] if f["name"] == name), None) if run["change"] else None
+        )
+
+    columns = set(shown[0])
+    for item in consumer_views.runs_dashboard()["pages"][0]["layout"]:
+        for query in item["widget"].get("queries", []):
+            assert {field["name"] for field in query["query"]["fields"]} <= columns, item["widget"]["name"]
+
+    newest_first = runs[::-1]
+    assert [row["run_id"] for row in shown] == [run["run_id"] for run in newest_first]
+    for row, run in zip(shown, newest_first, strict=True):
+        staged = dict(run["inputs"] or []).values()  # a Delta map, as delta-rs gives it: (key, value) pairs
+        assert row["status"] == run["status"]
+        assert row["rows_dropped_by_staging"] == sum(t["rows"] - t["rows_after_staging"] for t in staged)
+        assert row["organizations_gone_percent"] == figure(run, "organizations_gone")
+        assert row["rows_change_percent"] == figure(run, "rows")
+        assert row["change_accepted_because"] == (run["change"] or {}).get("accepted")
+        assert row["duration_seconds"] >= 0
+    assert shown[1]["organizations_gone_percent"] > 5
+    assert shown[0]["rows_dropped_by_staging"] > 0
+
+
+def test_a_run_history_that_cannot_be_written_is_logged_and_the_run_stands(caplog):
+    class Unwritable:
+        def createDataFrame(self, *args, **kwargs):  # noqa: N802 - Spark's API spells it so
+            raise PermissionError("no CREATE TABLE on the internal schema")
+
+    output = OutputLocation(TableName("main", "customer_activity_v1", "customer_activity"))
+    report = RunReport("r1", "2026-11-20", "2026-11-20T06:00:00+00:00", "c", "1", "o", "delta")
+
+    history.record(Unwritable(), output, report)  # type: ignore[arg-type]
+
+    assert "main.customer_activity_v1_staging.customer_activity_runs: PermissionError: no CREATE TABLE" in caplog.text

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 def assert_untouched(output: Path, before: dict[str, object], rows: int) -> None:
     assert fingerprint(output) == before
     assert published(output).num_rows == rows
-    assert not list((output / ".customer_activity.staging").glob("*"))
+    assert not list((output / ".customer_activity.staging").glob(f"{catalog.STAGING_PREFIX}*"))
     assert run_report(output)["status"] == "failed"
 
 
