@@ -9,12 +9,13 @@ change (the source team confirms the deletions) builds once with an override, wh
 run report records. The first build of a table has nothing to compare with and passes.
 
 The candidate's figures are observed as it is written (with the audit's); the published
-side is one aggregation over the published version joined with the candidate's keys.
+side is one aggregation over the published version joined with the candidate's keys, which
+the build runs beside the audit's own queries. The gate compares with the table itself, not
+with the run history's last run: the organisations that are gone need the published keys.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
@@ -24,8 +25,6 @@ from pyspark.sql import functions as F
 from customer_activity.jobs.audit import aggregate
 from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.errors import ChangeRefusedError, ConfigurationError
-
-logger = logging.getLogger(__name__)
 
 KEY = "organization_id"
 # The totals a customer-success team reads first (the dashboard's overview).

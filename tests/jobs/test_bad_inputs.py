@@ -125,23 +125,24 @@ def test_an_empty_organization_table_fails_the_audit_and_keeps_the_output(source
 
 
 @pytest.mark.e2e
-def test_empty_child_tables_give_zero_counts(source, tmp_path):
+def test_empty_child_tables_give_zero_counts(source, output_copy):
     for table in ("organization_member", "asset", "output_port", "test_result"):
         rewrite(source, table, lambda data: data.slice(0, 0))
 
-    assert build(source, tmp_path / "fresh") == EXIT_OK
+    # Every total drops to 0: far beyond the change gate's limits, let through on purpose.
+    assert build(source, output_copy, "--accept-change", "a test of empty child tables") == EXIT_OK
 
-    published = published_rows(tmp_path / "fresh").to_pylist()
+    published = published_rows(output_copy).to_pylist()
     assert published
     assert all(row["users_total"] == 0 and row["assets_total"] == 0 for row in published)
     assert all(row["dataproducts_outputports_with_datacontract_percentage"] == 0.0 for row in published)
     assert all(row["data_platform"] is None for row in published)
-    counted = run_report(tmp_path / "fresh")["inputs"]["asset"]
+    counted = run_report(output_copy)["inputs"]["asset"]
     assert (counted["rows"], counted["rows_after_staging"], counted["superseded_versions_removed"]) == (0, 0, 0)
 
 
 @pytest.mark.e2e
-def test_test_results_without_a_key_are_kept_and_reported_as_kept(source, tmp_path):
+def test_test_results_without_a_key_are_kept_and_reported_as_kept(source, output_copy):
     """test_result is append-only: the NULL-key rule is for versioned tables only."""
 
     def without_keys(data: pa.Table) -> pa.Table:
@@ -152,9 +153,9 @@ def test_test_results_without_a_key_are_kept_and_reported_as_kept(source, tmp_pa
 
     rewrite(source, "test_result", without_keys)
 
-    assert build(source, tmp_path / "fresh") == EXIT_OK
+    assert build(source, output_copy) == EXIT_OK
 
-    counted = run_report(tmp_path / "fresh")["inputs"]["test_result"]
+    counted = run_report(output_copy)["inputs"]["test_result"]
     assert counted["rows"] > 5
     assert (counted["null_key_rows_dropped"], counted["superseded_versions_removed"]) == (0, 0)
     assert counted["rows_after_staging"] == counted["rows"]

@@ -121,12 +121,12 @@ def same(data: pa.Table) -> pa.Table:
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("swap", [False, True], ids=["older-files-first", "newer-files-first"])
-def test_files_that_lack_a_column_or_hold_it_narrower_give_the_reference_result(source, tmp_path, swap):
+def test_files_that_lack_a_column_or_hold_it_narrower_give_the_reference_result(source, output_copy, swap):
     """dlt added `created_by` later and widened `version`: the result is the same in either file order."""
     without, _ = split(source, "organization", lambda data: data.drop(["created_by"]), same, swap)
     split(source, "data_product", narrowed("version", pa.int32()), same, swap)
     split(source, "asset", narrowed("created_at", pa.date32()), same, swap)
-    output = tmp_path / "out"
+    output = output_copy
 
     assert build(source, output) == EXIT_OK
 
