@@ -306,10 +306,10 @@ def _run(spark: SparkSession, config: BuildConfig, contract: OutputContract, rep
             with _timed(report, "change_gate", "comparing the candidate with the published table"):
                 report.change = compared.result()
         report.change.accepted = config.accept_change
-        if config.accept_change is not None:
-            logger.warning("the change limits are overridden for this build: %s", config.accept_change)
-        elif report.change.exceeded:
+        if report.change.exceeded and config.accept_change is None:
             raise report.change.refusal()
+        if report.change.exceeded:
+            logger.warning("the change limits are exceeded, and overridden for this build: %s", config.accept_change)
         with _timed(report, "publish", "publishing"):
             report.published_version = staging_area.publish(contract, started_from)
     report.status = "succeeded"

@@ -83,7 +83,8 @@ class Figure:
     def describe(self) -> str:
         percent = "n/a" if self.percent is None else f"{self.percent:+.1f} %"
         if self.name == "organizations_gone":
-            return f"organisations gone: {self.value} of {self.published} ({percent}), limit {self.limit_percent:g} %"
+            share = percent.lstrip("+")
+            return f"organisations gone: {self.value} of {self.published} ({share}), limit {self.limit_percent:g} %"
         return f"{self.name}: {self.published} -> {self.value} ({percent}), limit ±{self.limit_percent:g} %"
 
 
@@ -102,9 +103,7 @@ class Change:
 
     def summary(self) -> str:
         if self.compared_with is None:
-            return "change: nothing published yet to compare with" + (
-                f" (limits overridden: {self.accepted})" if self.accepted is not None else ""
-            )
+            return "change: nothing published yet to compare with"
         lines = [f"change against version {self.compared_with}:", *(f"    {f.describe()}" for f in self.figures)]
         if self.accepted is not None:
             lines.append(f"    limits overridden: {self.accepted}")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from deltalake import DeltaTable
 
 from customer_activity_testing import bundle_checks, reference
 from customer_activity_testing.outputs import AS_OF, as_utc, run_report
@@ -150,3 +151,9 @@ def test_the_installed_wheels_entry_point_builds_over_spark_connect(wheel, sampl
             k: as_utc(v) for k, v in row.items()
         }
     assert run_report(output)["status"] == "succeeded"
+    # The run history's row goes through Connect's own conversion of the nested report.
+    assert "run history" not in finished.stderr
+    history = DeltaTable(str(output / ".customer_activity.staging" / "customer_activity_runs"))
+    [run] = history.to_pyarrow_table().to_pylist()
+    assert (run["status"], run["code_version"]) == ("succeeded", wheel_version(wheel))
+    assert dict(run["inputs"])["organization"]["rows"] == run_report(output)["inputs"]["organization"]["rows"]

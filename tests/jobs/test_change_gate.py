@@ -83,7 +83,7 @@ def run_history(output: Path) -> list[dict]:
 
 
 @pytest.mark.e2e
-def test_a_partial_load_is_refused_and_published_only_with_an_override(source, output_copy, spark, capsys):
+def test_a_partial_load_is_refused_and_published_only_with_an_override(source, output_copy, spark, capsys, caplog):
     before, version = fingerprint(output_copy), delta_table(output_copy).version()
     organizations = len(published(output_copy))
     # A failed build first, for the run history: a raw table that is not there.
@@ -97,7 +97,7 @@ def test_a_partial_load_is_refused_and_published_only_with_an_override(source, o
     error = capsys.readouterr().err
     gone = organizations - (organizations + 1) // 2
     assert f"differs from the published table (version {version}) more than the change limits allow" in error
-    assert f"organisations gone: {gone} of {organizations} (+{100 * gone / organizations:.1f} %), limit 5 %" in error
+    assert f"organisations gone: {gone} of {organizations} ({100 * gone / organizations:.1f} %), limit 5 %" in error
     assert f"rows: {organizations} -> {organizations - gone} (" in error
     assert "  - users_total: " in error
     assert "limit ±25 %" in error
@@ -118,6 +118,7 @@ def test_a_partial_load_is_refused_and_published_only_with_an_override(source, o
     assert report["status"] == "succeeded"
     assert report["change"]["accepted"] == REASON
     assert f"limits overridden: {REASON}" in capsys.readouterr().out
+    assert f"the change limits are exceeded, and overridden for this build: {REASON}" in caplog.text
 
     # One row per build, each its run report: the sample's first build, then these three.
     runs = run_history(output_copy)
