@@ -13,8 +13,8 @@ contract, so that neither repeats them:
   (`runs/last_runs.sql`, reading `customer_activity_runs` of the product's internal schema,
   which consumers never see).
 
-    python3 dev.py consumer-views          # write both
-    python3 dev.py consumer-views --check  # fail if either is not what the sources give
+    python3 dev.py consumer-views          # write them
+    python3 dev.py consumer-views --check  # fail if one is not what the sources give
 """
 
 from __future__ import annotations

@@ -240,7 +240,7 @@ def relaxations(output: TableName, contract: OutputContract, state: TableState) 
 
 
 def governance(output: TableName, contract: OutputContract, state: TableState) -> list[str]:
-    """What goes after the new rows are written: the table made to say what the contract says.
+    """The table made to say what the contract says: after an existing table's new rows, before a new table's first.
 
     Only what differs from the table's current `state` is changed, so that a run with an
     unchanged contract commits nothing but its rows. The rows have passed the audit, which

@@ -8,22 +8,20 @@ figure moves more than its limit, nothing is published. A person who has looked 
 change (the source team confirms the deletions) builds once with an override, which the
 run report records. The first build of a table has nothing to compare with and passes.
 
-The candidate's figures are observed as it is written (with the audit's); the published
-side is one aggregation over the published version joined with the candidate's keys, which
-the build runs beside the audit's own queries. The gate compares with the table itself, not
-with the run history's last run: the organisations that are gone need the published keys.
+The figures are one aggregation over the published version joined with the candidate on
+the key (a few columns of each), which the build runs beside the audit's own queries. The
+gate compares with the table itself, not with the run history's last run: the organisations
+that are gone need the published keys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from customer_activity.jobs.audit import aggregate
-from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.errors import ChangeRefusedError, ConfigurationError
 
 KEY = "organization_id"
@@ -81,11 +79,11 @@ class Figure:
         return self.percent is not None and abs(self.percent) > self.limit_percent
 
     def describe(self) -> str:
-        percent = "n/a" if self.percent is None else f"{self.percent:+.1f} %"
-        if self.name == "organizations_gone":
-            share = percent.lstrip("+")
+        if self.name == "organizations_gone":  # a share, one way
+            share = "n/a" if self.percent is None else f"{self.percent:.1f} %"
             return f"organisations gone: {self.value} of {self.published} ({share}), limit {self.limit_percent:g} %"
-        return f"{self.name}: {self.published} -> {self.value} ({percent}), limit ±{self.limit_percent:g} %"
+        change = "n/a" if self.percent is None else f"{self.percent:+.1f} %"
+        return f"{self.name}: {self.published} -> {self.value} ({change}), limit ±{self.limit_percent:g} %"
 
 
 @dataclass
@@ -119,54 +117,49 @@ class Change:
         )
 
 
-def candidate_metrics() -> list[Column]:
-    """What the gate needs of the candidate, observed as the build writes it."""
-    return [F.sum(F.col(total)).alias(f"sum:{total}") for total in TOTALS]
-
-
 def _percent(published: int, candidate: int) -> float | None:
     return None if published == 0 else round(100 * (candidate - published) / published, 2)
 
 
-def compare(
-    spark: SparkSession,
-    table: TableName,
-    version: int,
-    candidate: DataFrame,
-    observed: Mapping[str, float] | None,
-    limits: ChangeLimits,
-) -> Change:
-    """The candidate's figures against those of `table` at `version` (its Delta version, or < 0: none)."""
-    if version < 0:
+def compare(candidate: DataFrame, published: DataFrame | None, version: int, limits: ChangeLimits) -> Change:
+    """The candidate's figures against those of `published`, the table at Delta version `version`.
+
+    One query over both, joined on the key: the candidate's key and totals columns, and the
+    published ones, read once each (on Spark Connect too, where nothing is observed).
+    `published` None, or without the columns, is nothing to compare with.
+    """
+    needed = [KEY, *TOTALS]
+    if published is None or not all(set(needed) <= set(frame.columns) for frame in (candidate, published)):
         return Change(compared_with=None)
-    published = spark.sql(f"SELECT * FROM {table.quoted} VERSION AS OF {int(version)}")
-    if not {KEY, *TOTALS} <= set(published.columns):
-        # A table of another schema: publishing refuses it and says why; there is nothing to compare.
-        return Change(compared_with=None)
-    keys = candidate.select(F.col(KEY).alias("_candidate_key"))
-    # Candidate keys are unique (the audit has passed it): the join keeps the published rows.
-    joined = published.join(keys, published[KEY] == keys["_candidate_key"], "left")
-    row = aggregate(
+    mine = candidate.select(*(F.col(c).alias(f"new_{c}") for c in needed))
+    joined = published.select(*needed).join(mine, F.col(KEY) == F.col(f"new_{KEY}"), "full_outer")
+    figures = aggregate(
         joined,
         [
-            F.count(F.lit(1)).alias("rows"),
-            F.count_if(F.col("_candidate_key").isNull()).alias("gone"),
-            *(F.sum(F.col(total)).alias(total) for total in TOTALS),
+            F.count(F.col(KEY)).alias("rows"),
+            F.count(F.col(f"new_{KEY}")).alias("new_rows"),
+            F.count_if(F.col(KEY).isNotNull() & F.col(f"new_{KEY}").isNull()).alias("gone"),
+            *(F.sum(F.col(c)).alias(c) for c in TOTALS),
+            *(F.sum(F.col(f"new_{c}")).alias(f"new_{c}") for c in TOTALS),
         ],
     )
-    # Observed as the build wrote the candidate; aggregated here only where Spark observed nothing.
-    if observed is not None and all(f"sum:{total}" in observed for total in TOTALS):
-        mine = dict(observed)
-    else:
-        mine = aggregate(candidate, [F.count(F.lit(1)).alias("rows"), *candidate_metrics()])
-    before = {name: int(row[name] or 0) for name in ("rows", "gone", *TOTALS)}
-    rows = int(mine["rows"])
-    gone = None if before["rows"] == 0 else round(100 * before["gone"] / before["rows"], 2)
-    figures = [
-        Figure("organizations_gone", before["rows"], before["gone"], gone, limits.organizations_gone),
-        Figure("rows", before["rows"], rows, _percent(before["rows"], rows), limits.rows),
-    ]
-    for total in TOTALS:
-        after = int(mine[f"sum:{total}"] or 0)
-        figures.append(Figure(total, before[total], after, _percent(before[total], after), limits.totals))
-    return Change(compared_with=version, figures=figures)
+    value = {name: int(figure or 0) for name, figure in figures.items()}
+    rows, gone = value["rows"], value["gone"]
+    return Change(
+        compared_with=version,
+        figures=[
+            Figure(
+                "organizations_gone",
+                rows,
+                gone,
+                None if rows == 0 else round(100 * gone / rows, 2),
+                float(limits.organizations_gone),
+            ),
+            *(
+                Figure(
+                    name, value[name], value[f"new_{name}"], _percent(value[name], value[f"new_{name}"]), float(limit)
+                )
+                for name, limit in [("rows", limits.rows), *((total, limits.totals) for total in TOTALS)]
+            ),
+        ],
+    )

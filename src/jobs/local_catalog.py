@@ -144,9 +144,13 @@ def mount_output(spark: SparkSession, directory: Path, now: datetime) -> OutputL
     registered = {table.name for table in spark.catalog.listTables(f"{SESSION_CATALOG}.{output.staging_schema}")}
     runs = directory.resolve() / STAGING_DIRECTORY / history.RUNS_TABLE
     if history.RUNS_TABLE not in registered and (runs / "_delta_log").is_dir():
-        # The run history of earlier processes: registered where it lies, to append to.
-        table = history.runs_table(output)
-        spark.sql(f"CREATE TABLE {table.quoted} USING DELTA LOCATION {string_literal(str(runs))}")
+        # The run history of earlier processes: registered where it lies, to append to. One
+        # that cannot be (a first append killed before its commit) costs this run its row, no more.
+        try:
+            table = history.runs_table(output)
+            spark.sql(f"CREATE TABLE {table.quoted} USING DELTA LOCATION {string_literal(str(runs))}")
+        except Exception as error:  # noqa: BLE001 - whatever it is, the build goes on
+            logger.error("the run history %s cannot be read, this run is not added to it: %s", runs, first_line(error))
     _remove_leftovers(directory / STAGING_DIRECTORY, now, registered)
     return output
 

@@ -26,6 +26,7 @@ from customer_activity.jobs import catalog
 from customer_activity.jobs.catalog import TableName, TableState
 from customer_activity.jobs.contract import OutputContract
 from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError, OutputBusyError
+from customer_activity.jobs.inputs import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,12 @@ class OutputLocation:
         if removed:
             logger.warning("dropped candidates of builds that did not finish: %s", ", ".join(removed))
         return removed
+
+    def published_rows(self, spark: SparkSession, version: int) -> DataFrame | None:
+        """The rows published as Delta version `version` (time travel), None for ABSENT."""
+        if version == ABSENT:
+            return None
+        return spark.sql(f"SELECT * FROM {self.table.quoted} VERSION AS OF {int(version)}")
 
     def version_now(self, spark: SparkSession) -> int:
         """The table's Delta version before this build (ABSENT if none), for `publish` to compare."""
@@ -241,14 +248,21 @@ def _exists(spark: SparkSession, table: TableName) -> bool:
 
 
 def _grant(spark: SparkSession, target: TableName, contract: OutputContract) -> None:
-    """Grant the contract's readers SELECT where the catalog has grants (Unity Catalog)."""
+    """Grant the contract's readers SELECT where the table's catalog has grants (Unity Catalog)."""
     statements = catalog.grants(target, contract)
     if not statements:
         return
-    # Spark's own catalog (the local one) has no GRANT; a Unity Catalog table gets them,
-    # on Databricks and from Databricks Connect alike.
-    if target.catalog.lower() == SESSION_CATALOG:
-        logger.info("grants skipped in Spark's own catalog; in Unity Catalog they run: %s", "; ".join(statements))
+    # The catalog is asked, not the environment: Unity Catalog answers SHOW GRANTS, on
+    # Databricks and from Databricks Connect alike; Spark's own catalog has no such statement.
+    try:
+        spark.sql(f"SHOW GRANTS ON TABLE {target.quoted}")
+    except Exception as error:  # noqa: BLE001 - Spark refuses an unknown statement with errors of several kinds
+        logger.info(
+            "grants skipped: the catalog %s has none (%s); in Unity Catalog they run: %s",
+            target.catalog,
+            first_line(error),
+            "; ".join(statements),
+        )
         return
     for statement in statements:
         spark.sql(statement)

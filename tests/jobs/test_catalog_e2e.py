@@ -145,6 +145,7 @@ DOCUMENTED = {
     r"(DESCRIBE HISTORY|DESCRIBE TABLE EXTENDED|SHOW TBLPROPERTIES) \S+( LIMIT 1)?$": "aux-describe-table",
     r"DROP TABLE IF EXISTS \S+$": "ddl-drop-table",
     r"GRANT SELECT ON TABLE \S+ TO `": "aux-grant",
+    r"SHOW GRANTS ON TABLE \S+$": "aux-show-grant",
     r"SELECT ": "qry-select",
 }
 

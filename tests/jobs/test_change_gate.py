@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import consumer_views
@@ -9,10 +10,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
+from pyspark.sql import DataFrame
 
 from customer_activity.jobs import history, local_catalog
 from customer_activity.jobs.catalog import TableName
-from customer_activity.jobs.change import Change, ChangeLimits, Figure
+from customer_activity.jobs.change import Change, ChangeLimits, Figure, compare
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import (
     EXIT_CONTRACT_VIOLATION,
@@ -70,6 +72,54 @@ def test_a_figure_is_exceeded_either_way_and_never_without_a_published_figure():
     assert Change(compared_with=None).summary() == "change: nothing published yet to compare with"
 
 
+COLUMNS = "organization_id STRING, users_total BIGINT, dataproducts_total BIGINT, "
+COLUMNS += "dataproducts_outputports_total BIGINT, assets_total BIGINT"
+
+
+def organizations(spark, *rows: tuple) -> DataFrame:
+    """Rows of (organization_id, users, data products, output ports, assets)."""
+    return spark.createDataFrame(list(rows), COLUMNS)
+
+
+def figures(change: Change) -> dict[str, tuple]:
+    return {f.name: (f.published, f.value, f.percent, f.exceeded) for f in change.figures}
+
+
+def test_the_figures_of_one_query_over_both_tables(spark):
+    published = organizations(spark, ("a", 10, 1, 1, 1), ("b", 10, 1, 1, 1), ("c", 10, 1, 1, 1), ("d", 10, 1, 1, 1))
+    # One organisation gone and one new at the same count: only the share gone shows it.
+    candidate = organizations(spark, ("a", 10, 1, 1, 1), ("b", 10, 1, 1, 1), ("c", 10, 1, 1, 1), ("e", 20, 1, 1, 1))
+
+    change = compare(candidate, published, 7, ChangeLimits(organizations_gone=20, rows=25, totals=25))
+
+    assert change.compared_with == 7
+    assert figures(change) == {
+        "organizations_gone": (4, 1, 25.0, True),
+        "rows": (4, 4, 0.0, False),
+        "users_total": (40, 50, 25.0, False),  # at the limit is within it
+        "dataproducts_total": (4, 4, 0.0, False),
+        "dataproducts_outputports_total": (4, 4, 0.0, False),
+        "assets_total": (4, 4, 0.0, False),
+    }
+    assert [f.name for f in change.exceeded] == ["organizations_gone"]
+
+
+def test_nothing_to_compare_and_figures_without_a_published_value_pass(spark):
+    candidate = organizations(spark, ("a", 3, None, 0, 1))
+    assert compare(candidate, None, -1, ChangeLimits()).compared_with is None
+    assert compare(candidate, candidate.drop("assets_total"), 3, ChangeLimits()).compared_with is None
+
+    empty = compare(candidate, organizations(spark), 3, ChangeLimits(rows=0, totals=0))
+    assert figures(empty)["rows"] == (0, 1, None, False)
+    # NULL totals count as 0 (the contract requires them; the gate does not fail on them).
+    nothing = compare(candidate, organizations(spark, ("a", 3, None, 0, 1)), 3, ChangeLimits(rows=0, totals=0))
+    assert figures(nothing)["dataproducts_total"] == (0, 0, None, False)
+    assert not nothing.exceeded
+    # A limit given as a whole number is kept as the report's (and the history's) float.
+    assert {f.limit_percent for f in nothing.figures} == {0.0, 5.0}
+    assert all(isinstance(f.limit_percent, float) for f in nothing.figures)
+
+
 def half_of_the_organizations(table: pa.Table) -> pa.Table:
     """Every version of every other organisation: what a partial extraction delivers."""
     keys = sorted(set(table.column("organization_id").drop_null().to_pylist()))
@@ -85,7 +135,7 @@ def run_history(output: Path) -> list[dict]:
 @pytest.mark.e2e
 def test_a_partial_load_is_refused_and_published_only_with_an_override(source, output_copy, spark, capsys, caplog):
     before, version = fingerprint(output_copy), delta_table(output_copy).version()
-    organizations = len(published(output_copy))
+    count = len(published(output_copy))
     # A failed build first, for the run history: a raw table that is not there.
     (source / "asset").rename(source / "asset_gone")
     assert build(source, output_copy) == EXIT_INPUT_ERROR
@@ -95,10 +145,10 @@ def test_a_partial_load_is_refused_and_published_only_with_an_override(source, o
     assert build(source, output_copy) == EXIT_CONTRACT_VIOLATION
 
     error = capsys.readouterr().err
-    gone = organizations - (organizations + 1) // 2
+    gone = count - (count + 1) // 2
     assert f"differs from the published table (version {version}) more than the change limits allow" in error
-    assert f"organisations gone: {gone} of {organizations} ({100 * gone / organizations:.1f} %), limit 5 %" in error
-    assert f"rows: {organizations} -> {organizations - gone} (" in error
+    assert f"organisations gone: {gone} of {count} ({100 * gone / count:.1f} %), limit 5 %" in error
+    assert f"rows: {count} -> {count - gone} (" in error
     assert "  - users_total: " in error
     assert "limit ±25 %" in error
     assert "--accept-change" in error
@@ -113,7 +163,7 @@ def test_a_partial_load_is_refused_and_published_only_with_an_override(source, o
 
     assert build(source, output_copy, "--accept-change", REASON) == EXIT_OK
 
-    assert len(published(output_copy)) == organizations - gone
+    assert len(published(output_copy)) == count - gone
     report = run_report(output_copy)
     assert report["status"] == "succeeded"
     assert report["change"]["accepted"] == REASON
@@ -158,8 +208,11 @@ def assert_the_runs_query_shows(spark, output: Path, runs: list[dict]) -> None:
         assert row["rows_dropped_by_staging"] == sum(t["rows"] - t["rows_after_staging"] for t in staged)
         assert row["organizations_gone_percent"] == figure(run, "organizations_gone")
         assert row["rows_change_percent"] == figure(run, "rows")
+        assert row["assets_change_percent"] == figure(run, "assets_total")
+        assert row["build_and_stage_seconds"] == dict(run["durations_seconds"] or []).get("build_and_stage")
         assert row["change_accepted_because"] == (run["change"] or {}).get("accepted")
-        assert row["duration_seconds"] >= 0
+        started, finished = (datetime.fromisoformat(run[k]) for k in ("updated_at", "finished_at"))
+        assert row["duration_seconds"] == pytest.approx((finished - started).total_seconds(), abs=0.06)
     assert shown[1]["organizations_gone_percent"] > 5
     assert shown[0]["rows_dropped_by_staging"] > 0
 
