@@ -2,7 +2,7 @@
 
     python .ci/contract_guard.py BASE      # BASE: the target branch (origin/main) or a commit
 
-For every `datacontracts/*.odcs.yaml` of this checkout, in this order and with the
+For every `datacontracts/**/*.odcs.yaml` of this checkout, in this order and with the
 datacontract-cli commands a data engineer would type:
 1. `datacontract lint FILE`: the contract must be valid ODCS;
 2. `datacontract changelog BASE_FILE FILE`: what changed, written to the log and, on
@@ -106,10 +106,10 @@ def guard(path: str, base: str, scratch: Path) -> Verdict:
 
 
 def removed_contracts(base: str, present: list[str]) -> list[Verdict]:
-    listed = git("ls-tree", "--name-only", f"{base}:{CONTRACTS}")
+    listed = git("ls-tree", "-r", "--name-only", base, "--", CONTRACTS)
     if listed.returncode != 0:
         return []
-    before = {f"{CONTRACTS}/{name}" for name in listed.stdout.split() if name.endswith(".odcs.yaml")}
+    before = {name for name in listed.stdout.split() if name.endswith(".odcs.yaml")}
     return [
         Verdict(path, problems=[f"removed since {base}: its consumers lose their contract; retire it first"])
         for path in sorted(before - set(present))
@@ -140,7 +140,8 @@ def main(argv: list[str]) -> int:
     if git("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}").returncode != 0:
         print(f"contract guard: the base revision {base!r} is not in this clone (fetch it first)", file=sys.stderr)
         return 2
-    present = sorted(str(p.relative_to(ROOT)) for p in (ROOT / CONTRACTS).glob("*.odcs.yaml"))
+    # Ours, and the snapshots of the providers' contracts we read (datacontracts/input_ports/).
+    present = sorted(str(p.relative_to(ROOT)) for p in (ROOT / CONTRACTS).rglob("*.odcs.yaml"))
     with tempfile.TemporaryDirectory() as scratch:
         verdicts = [guard(path, base, Path(scratch)) for path in present]
     verdicts += removed_contracts(base, present)

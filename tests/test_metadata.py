@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import jsonschema
@@ -12,15 +16,53 @@ import yaml
 from datacontract.data_contract import DataContract
 
 from customer_activity.jobs.contract import default_contract_path
+from customer_activity.transforms.input_ports import INPUT_PORTS
 from customer_activity_testing import bundle_checks
 from customer_activity_testing.paths import REPOSITORY, SCHEMAS
 
 ODPS_FILE = REPOSITORY / "customer-activity.odps.yaml"
 
 
-def test_the_contract_passes_datacontract_lint():
-    result = DataContract(data_contract_file=str(default_contract_path())).lint()
+PROVIDER_CONTRACT = REPOSITORY / "datacontracts" / "input_ports" / "entropydata_postgres_raw_v1.odcs.yaml"
+
+
+@pytest.mark.parametrize("path", [default_contract_path(), PROVIDER_CONTRACT], ids=["ours", "provider's"])
+def test_the_contracts_pass_datacontract_lint(path):
+    result = DataContract(data_contract_file=str(path)).lint()
     assert result.has_passed(), [(c.name, c.reason) for c in result.checks]
+
+
+def test_the_provider_contract_promises_every_column_the_input_ports_read():
+    """Until the input ports are derived from it (issue 30): the snapshot and the job agree."""
+    promised = {
+        schema["name"]: {p["name"] for p in schema["properties"]}
+        for schema in yaml.safe_load(PROVIDER_CONTRACT.read_text())["schema"]
+    }
+    assert promised.keys() == INPUT_PORTS.keys()
+    for table, port in INPUT_PORTS.items():
+        assert set(port.required_columns) <= promised[table], table
+    product = yaml.safe_load(ODPS_FILE.read_text())
+    assert [port["contractId"] for port in product["inputPorts"]] == [
+        yaml.safe_load(PROVIDER_CONTRACT.read_text())["id"]
+    ]
+
+
+@pytest.mark.e2e
+def test_the_plain_cli_passes_the_provider_contract_on_the_sample_raw_tables(sample_source, tmp_path):
+    """`datacontract test --server local`, as the contract's server description says, from a checkout's root."""
+    (tmp_path / "local-run").mkdir()
+    (tmp_path / "local-run" / "raw").symlink_to(sample_source, target_is_directory=True)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "datacontract"), "test", "--server", "local", str(PROVIDER_CONTRACT)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "organization_key_missing" in result.stdout or "organization.organization_id" in result.stdout
 
 
 def test_the_odps_file_validates_against_the_odps_schema():

@@ -15,6 +15,7 @@ from customer_activity_testing.paths import REPOSITORY
 
 GUARD = Path(".ci") / "contract_guard.py"
 CONTRACT = Path("datacontracts") / "customer_activity_v1.odcs.yaml"
+PROVIDER = Path("datacontracts") / "input_ports" / "entropydata_postgres_raw_v1.odcs.yaml"
 
 
 def git(repository: Path, *args: str) -> str:
@@ -31,7 +32,7 @@ def git(repository: Path, *args: str) -> str:
 def clone(tmp_path: Path) -> Path:
     """A repository whose one commit, the target branch, holds today's contract and guard."""
     repository = tmp_path / "repository"
-    for path in (GUARD, CONTRACT):
+    for path in (GUARD, CONTRACT, PROVIDER):
         (repository / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPOSITORY / path, repository / path)
     git(repository, "init", "--quiet", "--initial-branch=main")
@@ -109,7 +110,8 @@ def test_a_contract_that_is_not_valid_odcs_fails_at_lint(clone, tmp_path):
     assert result.returncode == 1
     assert "'datetime' is not one of" in result.stdout
     assert "`datacontract lint` failed" in result.stdout
-    assert "$ datacontract breaking" not in result.stdout
+    breaking = [line for line in result.stdout.splitlines() if line.startswith("$ datacontract breaking")]
+    assert not [line for line in breaking if CONTRACT.name in line]
 
 
 def test_an_unknown_base_revision_is_a_usage_error(clone, tmp_path):
@@ -122,3 +124,14 @@ def test_an_unknown_base_revision_is_a_usage_error(clone, tmp_path):
     )
     assert result.returncode == 2
     assert "'origin/no-such-branch' is not in this clone" in result.stderr
+
+
+def test_the_providers_contract_snapshot_is_guarded_too_and_may_not_go_missing(clone, tmp_path):
+    (clone / PROVIDER).unlink()
+
+    result = run_guard(clone, tmp_path / "summary.md")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"$ datacontract lint {CONTRACT.as_posix()}" in result.stdout
+    assert f"`{PROVIDER.as_posix()}`" in result.stdout
+    assert "removed since" in result.stdout
