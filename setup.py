@@ -29,8 +29,11 @@ class BuildWithContracts(build_py):
             return
         target = Path(self.build_lib, "customer_activity", "datacontracts")
         target.mkdir(parents=True, exist_ok=True)
-        for contract in sorted(CONTRACTS.glob("*.odcs.yaml")):
-            shutil.copyfile(contract, target / contract.name)
+        # Ours, and the providers' contracts the input ports are held to (input_ports/).
+        for contract in sorted(CONTRACTS.rglob("*.odcs.yaml")):
+            copy = target / contract.relative_to(CONTRACTS)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(contract, copy)
 
 
 setup(cmdclass={"build_py": BuildWithContracts})

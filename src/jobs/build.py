@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 
 from customer_activity.jobs import change, history, inputs, publishing, secrets
 from customer_activity.jobs.audit import aggregate, audit, plain_metrics
-from customer_activity.jobs.contract import OutputContract, load_contract
+from customer_activity.jobs.contract import OutputContract, load_contract, provider_contract_path
 from customer_activity.jobs.errors import (
     ChangeRefusedError,
     ConfigurationError,
@@ -246,6 +246,7 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
         with _timed(report, "load_contract", "reading the contract"):
             contract = load_contract(config.contract_path)
         report.contract_id, report.contract_version = contract.id, contract.version
+        inputs.check_promised(provider_contract_path())
         lineage.start(contract, config.started_at)
         _run(spark, config, contract, report)
         lineage.complete(contract, report.output_rows, report.checks)

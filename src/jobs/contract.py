@@ -25,6 +25,7 @@ from customer_activity.jobs.errors import ContractDefinitionError
 logger = logging.getLogger(__name__)
 
 CONTRACT_FILE = "customer_activity_v1.odcs.yaml"
+PROVIDER_CONTRACT_FILE = ("input_ports", "entropydata_postgres_raw_v1.odcs.yaml")
 OUTPUT_SCHEMA = "customer_activity"
 
 # The comparison operators ODCS defines for a rule's measured value; the range
@@ -176,10 +177,19 @@ class OutputContract:
 
 def default_contract_path() -> Path:
     """The contract shipped in the wheel, or the repository's copy in a checkout."""
-    packaged = resources.files("customer_activity").joinpath("datacontracts", CONTRACT_FILE)
+    return _shipped(CONTRACT_FILE)
+
+
+def provider_contract_path() -> Path:
+    """The snapshot of the raw tables' provider contract, shipped like ours."""
+    return _shipped(*PROVIDER_CONTRACT_FILE)
+
+
+def _shipped(*parts: str) -> Path:
+    packaged = resources.files("customer_activity").joinpath("datacontracts", *parts)
     if packaged.is_file():
         return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "datacontracts" / CONTRACT_FILE
+    return Path(__file__).resolve().parents[2].joinpath("datacontracts", *parts)
 
 
 def _operator(quality: DataQuality, where: str) -> tuple[str, float | tuple[float, float]]:

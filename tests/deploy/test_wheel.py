@@ -52,6 +52,7 @@ def test_the_wheel_is_named_as_the_jobs_package_name_and_carries_the_contract(wh
     assert wheel.name.startswith(bundle_checks.wheel_name(REPOSITORY) + "-")
     names = zipfile.ZipFile(wheel).namelist()
     assert "customer_activity/datacontracts/customer_activity_v1.odcs.yaml" in names
+    assert "customer_activity/datacontracts/input_ports/entropydata_postgres_raw_v1.odcs.yaml" in names
     assert "customer_activity/transforms/staging.py" in names
     # The Databricks job's lineage transport: a serverless task has no openlineage.yml of its own.
     assert "customer_activity/jobs/entropy_data.openlineage.yml" in names

@@ -9,16 +9,21 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import yaml
 
+from customer_activity.jobs import build as build_job
+from customer_activity.jobs import inputs
 from customer_activity.jobs.build import BuildConfig
 from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.cli import main
+from customer_activity.jobs.contract import provider_contract_path
 from customer_activity.jobs.errors import (
     EXIT_CONTRACT_VIOLATION,
     EXIT_INPUT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
     ConfigurationError,
+    InputError,
 )
 from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.publishing import OutputLocation
@@ -217,3 +222,29 @@ def test_an_output_whose_table_was_never_committed_is_named(source, tmp_path, ca
     error = capsys.readouterr().err
     assert "has a Delta log without a commit (a build stopped while it created the table)" in error
     assert "Traceback" not in error
+
+
+def test_a_column_the_provider_contract_does_not_promise_stops_the_build_before_any_work(
+    sample_source, output_copy, tmp_path, monkeypatch, capsys
+):
+    provider = yaml.safe_load(provider_contract_path().read_text())
+    [organization] = [schema for schema in provider["schema"] if schema["name"] == "organization"]
+    organization["properties"] = [p for p in organization["properties"] if p["name"] != "vanity_url"]
+    changed = tmp_path / "provider.odcs.yaml"
+    changed.write_text(yaml.safe_dump(provider, sort_keys=False))
+    monkeypatch.setattr(build_job, "provider_contract_path", lambda: changed)
+    before = fingerprint(output_copy)
+
+    assert build(sample_source, output_copy) == EXIT_INPUT_ERROR
+
+    error = capsys.readouterr().err
+    assert f"the provider's contract entropydata-postgres-raw-v1 ({changed}) does not promise columns" in error
+    assert "reads: organization.vanity_url; nothing was read" in error
+    assert fingerprint(output_copy) == before
+    assert "read_inputs" not in run_report(output_copy)["durations_seconds"]
+
+
+def test_the_input_ports_read_only_what_the_provider_contract_promises():
+    inputs.check_promised(provider_contract_path())
+    with pytest.raises(InputError, match="cannot be read"):
+        inputs.check_promised(Path("no-such-provider.odcs.yaml"))
