@@ -31,8 +31,12 @@ def git(repository: Path, *args: str) -> str:
 @pytest.fixture
 def clone(tmp_path: Path) -> Path:
     """A repository whose one commit, the target branch, holds today's contract and guard."""
-    repository = tmp_path / "repository"
-    for path in (GUARD, CONTRACT, PROVIDER):
+    return committed(tmp_path / "repository", GUARD, CONTRACT)
+
+
+def committed(repository: Path, *paths: Path) -> Path:
+    """`repository` made with these files of the checkout as its one commit, the target branch."""
+    for path in paths:
         (repository / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPOSITORY / path, repository / path)
     git(repository, "init", "--quiet", "--initial-branch=main")
@@ -110,8 +114,7 @@ def test_a_contract_that_is_not_valid_odcs_fails_at_lint(clone, tmp_path):
     assert result.returncode == 1
     assert "'datetime' is not one of" in result.stdout
     assert "`datacontract lint` failed" in result.stdout
-    breaking = [line for line in result.stdout.splitlines() if line.startswith("$ datacontract breaking")]
-    assert not [line for line in breaking if CONTRACT.name in line]
+    assert "$ datacontract breaking" not in result.stdout
 
 
 def test_an_unknown_base_revision_is_a_usage_error(clone, tmp_path):
@@ -126,7 +129,8 @@ def test_an_unknown_base_revision_is_a_usage_error(clone, tmp_path):
     assert "'origin/no-such-branch' is not in this clone" in result.stderr
 
 
-def test_the_providers_contract_snapshot_is_guarded_too_and_may_not_go_missing(clone, tmp_path):
+def test_the_providers_contract_snapshot_is_guarded_too_and_may_not_go_missing(tmp_path):
+    clone = committed(tmp_path / "repository", GUARD, CONTRACT, PROVIDER)
     (clone / PROVIDER).unlink()
 
     result = run_guard(clone, tmp_path / "summary.md")
