@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from py4j.protocol import Py4JJavaError
+from pyspark.errors import ParseException
 
 from customer_activity.jobs import catalog, local_catalog, publishing
 from customer_activity.jobs.cli import main
@@ -249,7 +250,7 @@ class GrantlessSession(RecordingSession):
 
     def sql(self, statement: str) -> None:
         if statement.startswith("SHOW GRANTS"):
-            raise ValueError("[PARSE_SYNTAX_ERROR] Syntax error at or near 'GRANTS'")
+            raise ParseException(message="[PARSE_SYNTAX_ERROR] Syntax error at or near 'GRANTS'")
         super().sql(statement)
 
 
@@ -273,3 +274,12 @@ def test_a_catalog_without_grants_gets_none_and_says_why(caplog):
         publishing._grant(session, catalog.TableName("spark_catalog", "out", "customer_activity"), load_contract())
     assert session.statements == []
     assert "grants skipped: the catalog spark_catalog has none ([PARSE_SYNTAX_ERROR]" in caplog.text
+
+
+def test_a_catalog_that_fails_to_answer_fails_the_grant_step_rather_than_skipping_it():
+    class Unreachable(RecordingSession):
+        def sql(self, statement: str) -> None:
+            raise ConnectionError("the workspace went away")
+
+    with pytest.raises(ConnectionError):
+        publishing._grant(Unreachable(), catalog.TableName("main", "out", "customer_activity"), load_contract())
