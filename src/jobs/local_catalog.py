@@ -147,8 +147,7 @@ def mount_output(spark: SparkSession, directory: Path, now: datetime) -> OutputL
         # The run history of earlier processes: registered where it lies, to append to. One
         # that cannot be (a first append killed before its commit) costs this run its row, no more.
         try:
-            table = history.runs_table(output)
-            spark.sql(f"CREATE TABLE {table.quoted} USING DELTA LOCATION {string_literal(str(runs))}")
+            _register(spark, history.runs_table(output), runs)
         except Exception as error:  # noqa: BLE001 - whatever it is, the build goes on
             logger.error("the run history %s cannot be read, this run is not added to it: %s", runs, first_line(error))
     _remove_leftovers(directory / STAGING_DIRECTORY, now, registered)
@@ -174,7 +173,7 @@ def _mount(spark: SparkSession, directory: Path) -> OutputLocation:
         )
     if log.is_dir():
         if not registered:
-            spark.sql(f"CREATE TABLE {table.quoted} USING DELTA LOCATION {string_literal(str(path.resolve()))}")
+            _register(spark, table, path)
     elif path.exists():
         raise ConfigurationError(
             f"{path} exists and is not a Delta table (an output of an earlier version of this job?): "
@@ -184,6 +183,11 @@ def _mount(spark: SparkSession, directory: Path) -> OutputLocation:
         # Registered by an earlier build of this session, removed since: nothing is left to drop.
         spark.sql(catalog.drop_table(table))
     return OutputLocation(table, f"{schema}_staging", label=str(path))
+
+
+def _register(spark: SparkSession, table: TableName, path: Path) -> None:
+    """A Delta table an earlier process left at `path`, registered where it lies (the session catalog forgets)."""
+    spark.sql(f"CREATE TABLE {table.quoted} USING DELTA LOCATION {string_literal(str(path.resolve()))}")
 
 
 def _check_directory(directory: Path) -> None:
