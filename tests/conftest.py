@@ -14,6 +14,7 @@ from customer_activity.jobs.cli import main
 from customer_activity.jobs.errors import EXIT_OK
 from customer_activity_dev import sample_data
 from customer_activity_testing.http_server import RecordingServer
+from customer_activity_testing.marketplace import LoopbackMarketplace
 from customer_activity_testing.outputs import AS_OF
 
 
@@ -30,6 +31,15 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
 def http_server() -> Iterator[RecordingServer]:
     with RecordingServer() as server:
         yield server
+
+
+@pytest.fixture
+def marketplace() -> Iterator[LoopbackMarketplace]:
+    """A loopback Entropy Data marketplace on 127.0.0.1, with no documents and no access agreements yet."""
+    loopback = LoopbackMarketplace()
+    with RecordingServer(loopback) as server:
+        loopback.server = server
+        yield loopback
 
 
 @pytest.fixture(scope="session")

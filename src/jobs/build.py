@@ -2,7 +2,9 @@
 
 Order of events, each step only after the previous one succeeded:
 1. read the contract and derive the output schema from it;
-2. read and check every input table (missing tables or columns stop the run here);
+2. read and check every input table (missing tables or columns stop the run here), and
+   quarantine the rows that break the provider's row rules (beyond its tolerances the run
+   stops here, see `quarantine`);
 3. build the candidate and write it to a staging location;
 4. audit the staged candidate against the contract;
 5. compare it with the published table (the change gate, see `change`);
@@ -26,7 +28,7 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from customer_activity.jobs import change, history, inputs, publishing, secrets
+from customer_activity.jobs import change, history, input_contract, inputs, publishing, secrets
 from customer_activity.jobs.audit import aggregate, audit, plain_metrics
 from customer_activity.jobs.contract import OutputContract, load_contract, provider_contract_path
 from customer_activity.jobs.errors import (
@@ -36,6 +38,7 @@ from customer_activity.jobs.errors import (
     ContractViolationError,
     CustomerActivityError,
 )
+from customer_activity.jobs.input_contract import ProviderContract
 from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.lineage import Lineage
 from customer_activity.jobs.publishing import OutputLocation
@@ -246,9 +249,11 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
         with _timed(report, "load_contract", "reading the contract"):
             contract = load_contract(config.contract_path)
         report.contract_id, report.contract_version = contract.id, contract.version
-        inputs.check_promised(provider_contract_path())
+        provider = input_contract.load_provider_contract(provider_contract_path())
+        inputs.check_promised(provider)
+        input_contract.compare_published(provider, lineage.marketplace)
         lineage.start(contract, config.started_at)
-        _run(spark, config, contract, report)
+        _run(spark, config, contract, provider, report)
         lineage.complete(contract, report.output_rows, report.checks)
         return report
     except Exception as error:
@@ -269,13 +274,27 @@ def run_build(spark: SparkSession, config: BuildConfig, lineage: Lineage | None 
         history.record(spark, config.output, report)
 
 
-def _run(spark: SparkSession, config: BuildConfig, contract: OutputContract, report: RunReport) -> None:
+def _run(
+    spark: SparkSession, config: BuildConfig, contract: OutputContract, provider: ProviderContract, report: RunReport
+) -> None:
     """The build itself; fills `report` as it goes."""
     report.leftovers_removed = config.output.remove_leftovers(spark, config.started_at)
     started_from = config.output.version_now(spark)
     with _timed(report, "read_inputs", "reading the input tables"):
         missing = config.prepare_inputs(spark) if config.prepare_inputs else {}
         raw = inputs.read_raw_tables(spark, config.source)
+    with _timed(report, "check_inputs", "checking the input tables against the provider's contract"):
+        report.quarantined = input_contract.check(
+            spark,
+            config.output,
+            raw,
+            provider,
+            {table: STAGING_MODELS[table].port.key for table in raw},
+            config.run_id,
+            config.started_at,
+        )
+        if report.quarantined:
+            report.quarantine_table = str(input_contract.quarantine_table(config.output))
     staged, counts = stage_with_counts(raw, missing)
     candidate = build_candidate(staged, config, contract)
     # The audit's plain checks are observed on the rows as they are written: the audit

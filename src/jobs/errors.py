@@ -64,3 +64,8 @@ class OutputBusyError(CustomerActivityError):
     """Another build holds the output, or changed it while this one ran; nothing was published."""
 
     exit_code = EXIT_OUTPUT_BUSY
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

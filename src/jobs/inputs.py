@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
-import yaml
 from pyspark.sql import DataFrame, SparkSession
 
 from customer_activity.jobs import catalog
 from customer_activity.jobs.catalog import TableName
-from customer_activity.jobs.errors import InputError
+from customer_activity.jobs.errors import InputError, first_line
+from customer_activity.jobs.input_contract import ProviderContract
 from customer_activity.transforms.input_ports import INPUT_PORTS, schema_problems
 
 logger = logging.getLogger(__name__)
@@ -69,26 +68,16 @@ def read_raw_tables(spark: SparkSession, location: InputLocation) -> dict[str, D
     return tables
 
 
-def check_promised(provider_contract: Path) -> None:
+def check_promised(contract: ProviderContract) -> None:
     """Refuse to read a column the provider's contract does not promise: the job would depend on an accident."""
-    try:
-        document = yaml.safe_load(provider_contract.read_text())
-        promised = {s["name"]: {p["name"] for p in s.get("properties") or []} for s in document["schema"]}
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
-        raise InputError(f"the provider's contract {provider_contract} cannot be read ({first_line(error)})") from None
     missing = [
         f"{table}.{column}"
         for table, port in INPUT_PORTS.items()
         for column in port.required_columns
-        if column not in promised.get(table, set())
+        if column not in contract.promised.get(table, set())
     ]
     if missing:
         raise InputError(
-            f"the provider's contract {document.get('id')} ({provider_contract}) does not promise columns the job "
+            f"the provider's contract {contract.id} ({contract.path}) does not promise columns the job "
             f"reads: {', '.join(missing)}; nothing was read"
         )
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

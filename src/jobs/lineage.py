@@ -128,6 +128,9 @@ class Lineage:
         self.run_id = str(uuid.uuid4())
         self.inputs: list[InputDataset] = []
         self.output: OutputDataset | None = None
+        # The marketplace the events go to (host and key), which the build also asks for the
+        # provider's published contract; None where events go elsewhere or nowhere.
+        self.marketplace: tuple[str, Secret] | None = None
 
     def about(self, source: InputLocation, output: OutputLocation) -> None:
         """The datasets the run's events name: the build's input and output tables, as
@@ -152,7 +155,9 @@ class Lineage:
             logger.warning("lineage is off: no Entropy Data API key is configured")
             return cls(None, namespace)
         try:
-            return cls(OpenLineageClient(config={"transport": entropy_data_transport(host, api_key)}), namespace)
+            lineage = cls(OpenLineageClient(config={"transport": entropy_data_transport(host, api_key)}), namespace)
+            lineage.marketplace = (host, api_key)
+            return lineage
         # As in `configure`; the message is redacted, for it is built from the configuration.
         except Exception as error:  # noqa: BLE001
             logger.warning("lineage is off: %s", redact(str(error), api_key))

@@ -28,10 +28,10 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from customer_activity.jobs import catalog, history, raw_files
+from customer_activity.jobs import catalog, history, input_contract, raw_files
 from customer_activity.jobs.catalog import TableName, identifier, string_literal
-from customer_activity.jobs.errors import ConfigurationError, InputError
-from customer_activity.jobs.inputs import InputLocation, first_line
+from customer_activity.jobs.errors import ConfigurationError, InputError, first_line
+from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.publishing import LEFTOVER_AGE, OUTPUT_TABLE, SESSION_CATALOG, TABLE_FORMAT, OutputLocation
 from customer_activity.transforms.input_ports import INPUT_PORTS, InputPort, schema_problems
 
@@ -142,14 +142,16 @@ def mount_output(spark: SparkSession, directory: Path, now: datetime) -> OutputL
     spark.sql(f"{catalog.create_schema(SESSION_CATALOG, str(output.staging_schema))} LOCATION {staging_location}")
     # Tables this session registered are the build's to drop through the catalog (a notebook's).
     registered = {table.name for table in spark.catalog.listTables(f"{SESSION_CATALOG}.{output.staging_schema}")}
-    runs = directory.resolve() / STAGING_DIRECTORY / history.RUNS_TABLE
-    if history.RUNS_TABLE not in registered and (runs / "_delta_log").is_dir():
-        # The run history of earlier processes: registered where it lies, to append to. One
-        # that cannot be (a first append killed before its commit) costs this run its row, no more.
-        try:
-            _register(spark, history.runs_table(output), runs)
-        except Exception as error:  # noqa: BLE001 - whatever it is, the build goes on
-            logger.error("the run history %s cannot be read, this run is not added to it: %s", runs, first_line(error))
+    for table in (history.runs_table(output), input_contract.quarantine_table(output)):
+        path = directory.resolve() / STAGING_DIRECTORY / table.table
+        if table.table not in registered and (path / "_delta_log").is_dir():
+            # The run history and quarantine of earlier processes: registered where they lie, to
+            # append to. One that cannot be (a first append killed before its commit) costs this
+            # run its rows there, no more.
+            try:
+                _register(spark, table, path)
+            except Exception as error:  # noqa: BLE001 - whatever it is, the build goes on
+                logger.error("%s cannot be read, this run adds nothing to it: %s", path, first_line(error))
     _remove_leftovers(directory / STAGING_DIRECTORY, now, registered)
     return output
 

@@ -26,8 +26,7 @@ from pyspark.sql.types import StructType
 from customer_activity.jobs import catalog
 from customer_activity.jobs.catalog import TableName, TableState
 from customer_activity.jobs.contract import OutputContract
-from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError, OutputBusyError
-from customer_activity.jobs.inputs import first_line
+from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError, OutputBusyError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +88,12 @@ class OutputLocation:
     def internal_schema(self) -> str:
         """The product's own schema beside the output: staged candidates and the run history, never consumers."""
         return self.staging_schema or f"{self.table.schema}_staging"
+
+    def ensure_internal_schema(self, spark: SparkSession) -> None:
+        """The bundle deploys the internal schema. Only a run outside it creates one, and only
+        then does its identity need CREATE SCHEMA on the catalog."""
+        if not spark.catalog.databaseExists(f"{self.table.catalog}.{self.internal_schema}"):
+            spark.sql(catalog.create_schema(self.table.catalog, self.internal_schema))
 
     def staging(self, run_id: str) -> TableName:
         """Where `run_id` stages its candidate, out of the consumers' sight."""
@@ -159,10 +164,7 @@ class StagingArea:
 
     def write(self, candidate: DataFrame) -> DataFrame:
         """Write the candidate where no consumer looks; return it read back, for the audit."""
-        # The bundle deploys the staging schema. Only a run outside it needs to create
-        # one, and only then does its identity need CREATE SCHEMA on the catalog.
-        if not self._spark.catalog.databaseExists(f"{self.table.catalog}.{self.table.schema}"):
-            self._spark.sql(catalog.create_schema(self.table.catalog, self.table.schema))
+        self.output.ensure_internal_schema(self._spark)
         # Created empty, then appended to: a CREATE TABLE AS SELECT runs its query out of
         # sight of the metrics the candidate observes (the run report's counts), which
         # then had to be counted again with a pass over the inputs per table.

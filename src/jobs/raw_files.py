@@ -31,8 +31,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_type
 
-from customer_activity.jobs.errors import InputError
-from customer_activity.jobs.inputs import first_line
+from customer_activity.jobs.errors import InputError, first_line
 
 # Spark (and Parquet decimals it reads) holds at most 38 digits.
 _MAX_PRECISION = 38

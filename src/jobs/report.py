@@ -48,6 +48,9 @@ class RunReport:
     status: str = "running"
     finished_at: str | None = None
     inputs: dict[str, TableReport] = field(default_factory=dict)
+    # Per raw table and rule of the provider's contract: the rows set aside in `quarantine_table`.
+    quarantined: dict[str, dict[str, int]] = field(default_factory=dict)
+    quarantine_table: str | None = None
     output_rows: int | None = None
     # The Delta version the build committed: time travel and `restore` find it by this.
     published_version: int | None = None
@@ -80,6 +83,12 @@ class RunReport:
         ]
         if missing:
             lines += ["", "  raw rows from files without the column (NULL there): " + ", ".join(missing)]
+        if self.quarantined:
+            lines += ["", f"  raw rows breaking the provider's rules, quarantined in {self.quarantine_table}:"]
+            lines.extend(
+                f"    {table:<20} " + ", ".join(f"{rule} {rows}" for rule, rows in rules.items())
+                for table, rules in self.quarantined.items()
+            )
         lines += [
             "",
             f"  output rows: {self.output_rows}",

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -30,9 +31,9 @@ class Request:
 
 
 class RecordingServer:
-    """Answers each request with the next scripted Answer, then with 200 `{}`."""
+    """Answers each request with the next scripted Answer, then as `route` says (by default 200 `{}`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, route: Callable[[Request], Answer] | None = None) -> None:
         self.requests: list[Request] = []
         self._answers: deque[Answer] = deque()
         self._lock = threading.Lock()
@@ -43,10 +44,10 @@ class RecordingServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 with server._lock:
-                    server.requests.append(
-                        Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                    )
-                    answer = server._answers.popleft() if server._answers else Answer()
+                    request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    server.requests.append(request)
+                    scripted = server._answers.popleft() if server._answers else None
+                    answer = scripted or (route(request) if route else Answer())
                 time.sleep(answer.delay_seconds)
                 payload = answer.body.encode()
                 try:

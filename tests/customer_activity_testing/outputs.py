@@ -62,3 +62,12 @@ def build(source: Path, output: Path, *extra: str) -> int:
     return main(
         ["build", "--source-dir", str(source), "--output-dir", str(output), "--as-of", AS_OF.isoformat(), *extra]
     )
+
+
+# What the internal schema keeps between builds: the run history and the quarantine.
+KEPT_INTERNAL_TABLES = {"customer_activity_runs", "customer_activity_quarantine"}
+
+
+def staged_leftovers(output_dir: Path) -> set[str]:
+    """What a build left in the local internal schema besides the tables kept there: staged candidates."""
+    return {entry.name for entry in (output_dir / ".customer_activity.staging").iterdir()} - KEPT_INTERNAL_TABLES

@@ -25,6 +25,7 @@ from customer_activity.jobs.errors import (
     ConfigurationError,
     InputError,
 )
+from customer_activity.jobs.input_contract import load_provider_contract
 from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.publishing import OutputLocation
 from customer_activity_dev.__main__ import main as dev_main
@@ -245,6 +246,6 @@ def test_a_column_the_provider_contract_does_not_promise_stops_the_build_before_
 
 
 def test_the_input_ports_read_only_what_the_provider_contract_promises():
-    inputs.check_promised(provider_contract_path())
-    with pytest.raises(InputError, match="cannot be read"):
-        inputs.check_promised(Path("no-such-provider.odcs.yaml"))
+    inputs.check_promised(load_provider_contract(provider_contract_path()))
+    with pytest.raises(InputError, match=r"no-such-provider\.odcs\.yaml cannot be read"):
+        load_provider_contract(Path("no-such-provider.odcs.yaml"))

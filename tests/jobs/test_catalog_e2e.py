@@ -178,8 +178,8 @@ def test_the_candidate_never_shows_in_the_output_schema_and_is_removed(built, sp
         return [row.tableName for row in rows if not row.isTemporary]
 
     assert tables(OUTPUT) == ["customer_activity"]
-    # The internal schema keeps the run history, and no candidate.
-    assert tables(f"{OUTPUT}_staging") == ["customer_activity_runs"]
+    # The internal schema keeps the run history and the quarantine, and no candidate.
+    assert sorted(tables(f"{OUTPUT}_staging")) == ["customer_activity_quarantine", "customer_activity_runs"]
 
 
 def test_delta_rejects_a_violating_row_in_the_catalog_table(built, spark):

@@ -11,7 +11,7 @@ from customer_activity.jobs import build as build_job
 from customer_activity.jobs import catalog, inputs, publishing
 from customer_activity.jobs.errors import EXIT_INTERNAL_ERROR
 from customer_activity.transforms import output_ports
-from customer_activity_testing.outputs import build, fingerprint, published, run_report
+from customer_activity_testing.outputs import build, fingerprint, published, run_report, staged_leftovers
 
 pytestmark = pytest.mark.e2e
 
@@ -19,8 +19,7 @@ pytestmark = pytest.mark.e2e
 def assert_untouched(output: Path, before: dict[str, object], rows: int) -> None:
     assert fingerprint(output) == before
     assert published(output).num_rows == rows
-    # Nothing staged is left; the run history stays.
-    assert {entry.name for entry in (output / ".customer_activity.staging").iterdir()} <= {"customer_activity_runs"}
+    assert staged_leftovers(output) == set()
     assert run_report(output)["status"] == "failed"
 
 

@@ -13,7 +13,7 @@ from entropy_data_sdk.models import OpenLineageRunEvent
 
 from customer_activity.jobs import local_catalog, secrets
 from customer_activity.jobs.catalog import TableName
-from customer_activity.jobs.contract import load_contract
+from customer_activity.jobs.contract import load_contract, provider_contract_path
 from customer_activity.jobs.errors import EXIT_INPUT_ERROR, EXIT_OK, ConfigurationError
 from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.lineage import DATA_PRODUCT_ID, Lineage, LineageSettings
@@ -49,18 +49,31 @@ def events(server, endpoint: str = LINEAGE_ENDPOINT) -> list[dict]:
 
 @pytest.mark.e2e
 def test_a_build_sends_entropy_data_start_then_complete_with_the_key_and_never_shows_it(
-    sample_source, tmp_path, http_server, monkeypatch, caplog, capsys
+    sample_source, tmp_path, marketplace, monkeypatch, caplog, capsys
 ):
-    """What the Databricks job does, with the key from the environment instead of the secret scope."""
+    """What the Databricks job does, with the key from the environment instead of the secret scope.
+
+    The provider has meanwhile published a new version of its contract: the build says so, and goes on.
+    """
     monkeypatch.setenv("ENTROPY_DATA_API_KEY", KEY)
     caplog.set_level(logging.DEBUG)
+    provider = yaml.safe_load(provider_contract_path().read_text())
+    marketplace.documents[f"/api/datacontracts/{provider['id']}"] = {**provider, "version": "1.1.0"}
 
     assert (
-        build(sample_source, tmp_path, "--lineage", "entropy-data", "--entropy-data-host", http_server.url) == EXIT_OK
+        build(sample_source, tmp_path, "--lineage", "entropy-data", "--entropy-data-host", marketplace.url) == EXIT_OK
     )
 
-    start, complete = events(http_server, ENTROPY_DATA_ENDPOINT)
-    assert {r.headers["authorization"] for r in http_server.requests} == {f"Bearer {KEY}"}
+    [asked] = [r for r in marketplace.server.requests if r.method == "GET"]
+    assert (asked.path, asked.headers["x-api-key"]) == (f"/api/datacontracts/{provider['id']}", KEY)
+    assert (
+        f"the provider publishes version 1.1.0 of its contract {provider['id']}, this build's snapshot is "
+        f"version {provider['version']}"
+    ) in caplog.text
+    posted = [r for r in marketplace.server.requests if r.method == "POST"]
+    assert {r.path for r in posted} == {ENTROPY_DATA_ENDPOINT}
+    start, complete = [r.json() for r in posted]
+    assert {r.headers["authorization"] for r in posted} == {f"Bearer {KEY}"}
     assert (start["eventType"], complete["eventType"]) == ("START", "COMPLETE")
     assert start["run"]["runId"] == complete["run"]["runId"]
     assert complete["job"] == {**complete["job"], "namespace": "customer-activity", "name": "customer_activity.build"}
@@ -218,3 +231,19 @@ def test_a_secret_scope_that_cannot_be_read_turns_lineage_off_not_the_build(monk
 
     assert not lineage.enabled
     assert "lineage is off: the Entropy Data API key could not be read (no permission" in caplog.text
+
+
+def test_in_production_the_input_datasets_are_the_tables_of_the_providers_production_server(monkeypatch):
+    """Named as the provider's contract locates its output port, so that the marketplace links the two."""
+    provider = yaml.safe_load(provider_contract_path().read_text())
+    [server] = [s for s in provider["servers"] if s["server"] == "production"]
+    monkeypatch.setenv("DATABRICKS_HOST", server["host"])
+    lineage = Lineage(None)
+
+    lineage.about(InputLocation(server["catalog"], server["schema"]), OutputLocation(TableName("c", "s", "t")))
+
+    host = server["host"].removeprefix("https://")
+    assert {(d.namespace, d.name) for d in lineage.inputs} == {
+        (f"databricks://{host}", f"{server['catalog']}.{server['schema']}.{table['physicalName']}")
+        for table in provider["schema"]
+    }

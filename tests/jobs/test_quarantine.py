@@ -1,0 +1,131 @@
+"""The input side's contract gate: raw rows breaking the provider's row rules are quarantined, and counted."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from deltalake import DeltaTable
+
+from customer_activity.jobs.contract import provider_contract_path
+from customer_activity.jobs.errors import EXIT_INPUT_ERROR
+from customer_activity.jobs.input_contract import QUARANTINE_TABLE, RowRule, row_rules
+from customer_activity.jobs.local_catalog import STAGING_DIRECTORY
+from customer_activity.transforms.input_ports import INPUT_PORTS
+from customer_activity_testing.builders import rewrite
+from customer_activity_testing.outputs import build, fingerprint, run_report
+
+
+def quarantined(output: Path) -> list[dict[str, object]]:
+    return DeltaTable(str(output / STAGING_DIRECTORY / QUARANTINE_TABLE)).to_pyarrow_table().to_pylist()
+
+
+def offending(source: Path) -> Counter[tuple[str, str, str | None]]:
+    """(table, rule, key) of every raw row breaking a rule, read from the contract's YAML with plain Python."""
+    found: Counter[tuple[str, str, str | None]] = Counter()
+    for table in yaml.safe_load(provider_contract_path().read_text())["schema"]:
+        rows = pq.read_table(source / table["name"]).to_pylist()
+        key = INPUT_PORTS[table["name"]].key
+        for prop in table["properties"]:
+            for rule in prop.get("quality") or []:
+                pattern = (rule.get("arguments") or {}).get("pattern")
+                for row in rows:
+                    value = row[prop["name"]]
+                    missing = rule["metric"] == "nullValues" and value is None
+                    if missing or (pattern and value is not None and not re.search(pattern, str(value))):
+                        found[(table["name"], rule["id"], row[key])] += 1
+    return found
+
+
+def test_the_quarantine_holds_every_raw_row_that_breaks_a_provider_rule(sample_source, published_output):
+    expected = offending(sample_source)
+    assert {rule for _, rule, _ in expected} >= {"organization_key_missing", "organization_created_at_unparseable"}
+    rows = quarantined(published_output)
+    report = run_report(published_output)
+
+    assert Counter((row["source_table"], row["rule"], row["key"]) for row in rows) == expected
+    assert {row["run_id"] for row in rows} == {report["run_id"]}
+    per_rule = Counter((table, rule) for table, rule, _ in expected.elements())
+    assert report["quarantined"] == {
+        table: {rule: n for (t, rule), n in per_rule.items() if t == table} for table, _ in per_rule
+    }
+    assert report["quarantine_table"].endswith(f"_staging.{QUARANTINE_TABLE}")
+
+
+def test_the_quarantine_copies_no_personal_data(published_output):
+    organizations = [
+        json.loads(row["raw_row"]) for row in quarantined(published_output) if row["source_table"] == "organization"
+    ]
+    assert organizations
+    assert all("vanity_url" in row and "created_by" not in row for row in organizations)
+
+
+def test_a_table_beyond_a_tolerance_stops_the_run_before_any_work(source, output_copy, capsys):
+    def without_keys(table: pa.Table) -> pa.Table:
+        keys = [None if i % 10 == 0 else key for i, key in enumerate(table.column("organization_id").to_pylist())]
+        return table.set_column(table.schema.get_field_index("organization_id"), "organization_id", pa.array(keys))
+
+    rewrite(source, "organization", without_keys)
+    rows = pq.read_table(source / "organization").num_rows
+    missing = pq.read_table(source / "organization").column("organization_id").null_count
+    before = fingerprint(output_copy)
+
+    assert build(source, output_copy) == EXIT_INPUT_ERROR
+
+    error = capsys.readouterr().err
+    share = 100.0 * missing / rows
+    assert (
+        f"organization: {missing} of {rows} rows ({share:.1f} %) break organization_key_missing "
+        "(organization_id is NULL), tolerated 5 %"
+    ) in error
+    assert "nothing was built or published" in error
+    assert fingerprint(output_copy) == before
+    report = run_report(output_copy)
+    assert report["status"] == "failed"
+    assert "build_and_stage" not in report["durations_seconds"]
+    stopped = [row for row in quarantined(output_copy) if row["run_id"] == report["run_id"]]
+    assert sum(row["rule"] == "organization_key_missing" for row in stopped) == missing
+
+
+def rule(**quality: object) -> tuple[RowRule, ...]:
+    return row_rules([{"name": "t", "properties": [{"name": "c", "quality": [{"id": "r", **quality}]}]}])
+
+
+def test_row_rules_read_their_tolerance_as_datacontract_cli_does():
+    [share] = rule(metric="nullValues", mustBeLessOrEqualTo=2, unit="percent")
+    assert (share.limit, share.percent, share.pattern) == (2.0, True, None)
+    assert not share.exceeded(2, 100)
+    assert share.exceeded(3, 100)
+    [count] = rule(metric="nullValues", mustBeLessThan=3)
+    assert not count.exceeded(2, 1000)
+    assert count.exceeded(3, 1000)
+    [nothing] = rule(metric="nullValues")
+    assert nothing.exceeded(1, 10**6)
+    assert not nothing.exceeded(0, 10)
+    [pattern] = rule(metric="invalidValues", arguments={"pattern": "^x$"}, mustBe=0)
+    assert pattern.pattern == "^x$"
+    assert pattern.condition == "c does not match ^x$"
+
+
+def test_only_row_level_rules_become_row_rules():
+    assert rule(metric="invalidValues", arguments={"validValues": ["a"]}) == ()
+    assert rule(metric="rowCount", mustBeGreaterThan=0) == ()
+    assert rule(metric="invalidValues", arguments=None) == ()
+    assert row_rules([{"name": "t", "properties": None}]) == ()
+
+
+def test_an_empty_table_breaks_no_tolerance():
+    [share] = rule(metric="nullValues", mustBe=0, unit="percent")
+    assert not share.exceeded(0, 0)
+
+
+@pytest.mark.parametrize("table", sorted(INPUT_PORTS))
+def test_every_key_the_job_reads_has_a_provider_rule_with_an_id(table):
+    rules = row_rules(yaml.safe_load(provider_contract_path().read_text())["schema"])
+    assert f"{table}_key_missing" in {r.id for r in rules if r.table == table and r.column == INPUT_PORTS[table].key}
