@@ -33,7 +33,7 @@ def test_the_contracts_pass_datacontract_lint(path):
 
 
 def test_the_provider_contract_promises_every_column_the_input_ports_read():
-    """Until the input ports are derived from it (issue 30): the snapshot and the job agree."""
+    """The snapshot and the job agree (the build checks it too, before reading anything)."""
     promised = {
         schema["name"]: {p["name"] for p in schema["properties"]}
         for schema in yaml.safe_load(PROVIDER_CONTRACT.read_text())["schema"]
@@ -41,10 +41,17 @@ def test_the_provider_contract_promises_every_column_the_input_ports_read():
     assert promised.keys() == INPUT_PORTS.keys()
     for table, port in INPUT_PORTS.items():
         assert set(port.required_columns) <= promised[table], table
+
+
+def test_the_odps_names_the_providers_port_and_contract_that_the_output_depends_on():
+    provider = yaml.safe_load(PROVIDER_CONTRACT.read_text())
     product = yaml.safe_load(ODPS_FILE.read_text())
-    assert [port["contractId"] for port in product["inputPorts"]] == [
-        yaml.safe_load(PROVIDER_CONTRACT.read_text())["id"]
-    ]
+    [port] = product["inputPorts"]
+    custom = {p["property"]: p["value"] for p in port["customProperties"]}
+    assert (port["contractId"], custom["dataProductId"]) == (provider["id"], provider["dataProduct"])
+    assert custom["tables"] == [schema["name"] for schema in provider["schema"]]
+    [output] = product["outputPorts"]
+    assert output["inputContracts"] == [{"id": provider["id"], "version": provider["version"]}]
 
 
 @pytest.mark.e2e

@@ -13,7 +13,7 @@ import yaml
 
 from customer_activity.jobs import cli
 from customer_activity.jobs.change import ChangeLimits
-from customer_activity.jobs.contract import default_contract_path
+from customer_activity.jobs.contract import default_contract_path, provider_contract_path
 from customer_activity.jobs.publishing import OUTPUT_TABLE
 from customer_activity_testing import bundle_checks as checks
 from customer_activity_testing.paths import REPOSITORY, SCHEMAS
@@ -116,9 +116,13 @@ def test_prod_publishes_the_table_the_contracts_production_server_names(bundle):
     assert schema["physicalName"] == OUTPUT_TABLE
 
 
-def test_prod_reads_the_production_input_schema(bundle):
-    source_schema = bundle["targets"]["prod"].get("variables", {}).get("source_schema")
-    assert (source_schema or bundle["variables"]["source_schema"]["default"]) == "entropydata_postgres"
+def test_prod_reads_the_raw_tables_where_the_providers_contract_says_they_are(bundle):
+    provider = yaml.safe_load(provider_contract_path().read_text())
+    [server] = [s for s in provider["servers"] if s["server"] == "production"]
+    prod = bundle["targets"]["prod"]
+    source_schema = prod["variables"].get("source_schema") or bundle["variables"]["source_schema"]["default"]
+    assert (prod["variables"]["catalog"], source_schema) == (server["catalog"], server["schema"])
+    assert prod["workspace"]["host"] == server["host"]
 
 
 def test_the_workflow_runs_daily_at_six_utc_with_one_run_at_a_time(bundle):
@@ -235,3 +239,11 @@ def test_the_change_gate_is_set_per_target_and_overridden_per_run(bundle):
     assert looser.change_limits == ChangeLimits(rows=40.0)
     overridden = cli._parser().parse_args(build_arguments(bundle, accept_change="40 test accounts deleted"))
     assert overridden.accept_change == "40 test accounts deleted"
+
+
+def test_prod_runs_as_the_data_products_service_principal_the_deploy_names(bundle):
+    """The identity Entropy Data's connector grants the inputs to on an active access agreement."""
+    assert bundle["targets"]["prod"]["run_as"] == {"service_principal_name": "${var.service_principal}"}
+    assert "run_as" not in bundle["targets"]["dev"]
+    deploy = yaml.safe_load((REPOSITORY / ".github/workflows/data-product.yml").read_text())["jobs"]["deploy"]
+    assert deploy["env"]["BUNDLE_VAR_service_principal"] == deploy["env"]["DATABRICKS_CLIENT_ID"]

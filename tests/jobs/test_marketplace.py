@@ -36,14 +36,20 @@ def publish(documents, server, **options):
     return marketplace.publish(documents, server.url, Secret(KEY), backoff_seconds=0.01, **options)
 
 
-def test_publish_puts_the_contract_then_the_product_as_json_with_the_key_header(http_server, with_key, capsys):
-    assert main(["publish", "--host", http_server.url, "--product", str(PRODUCT)]) == EXIT_OK
+def test_publish_puts_the_contract_then_the_product_as_json_with_the_key_header(marketplace, with_key, capsys):
+    marketplace.agreement()
+    assert main(["publish", "--host", marketplace.url, "--product", str(PRODUCT)]) == EXIT_OK
 
-    contract, product = http_server.requests
+    contract, product, access = marketplace.server.requests
+    assert (access.method, access.path) == (
+        "GET",
+        "/api/access?p=0&consumerDataProductId=entropydata-customer-activity",
+    )
     assert (contract.method, contract.path) == ("PUT", CONTRACT_PATH)
     assert (product.method, product.path) == ("PUT", PRODUCT_PATH)
     assert contract.json() == yaml.safe_load(default_contract_path().read_text())
     assert product.json() == yaml.safe_load(PRODUCT.read_text())
+    assert access.headers["x-api-key"] == KEY
     for request in (contract, product):
         assert request.headers["x-api-key"] == KEY
         assert request.headers["content-type"] == "application/json"
@@ -102,7 +108,7 @@ def test_persistent_server_errors_fail_after_the_last_attempt(http_server, docum
     ("status", "explanation"),
     [
         (401, "the API key was rejected"),
-        (403, "the API key is not allowed to publish this"),
+        (403, "the API key lacks the permission for this"),
         (404, "the API was not found at this address"),
         (422, "the marketplace rejected the document as invalid"),
     ],
