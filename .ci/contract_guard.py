@@ -11,25 +11,42 @@ datacontract-cli commands a data engineer would type:
    consumers (a removed column, a changed type, a looser guarantee) must come with a new
    major `version`, or the guard fails.
 A contract that BASE has and this checkout lost breaks its consumers too. A contract new
-in this checkout is only linted. Exit code 0 when every contract passes, 1 when one does
-not, 2 when the guard cannot run (an unknown BASE, no datacontract command).
+in this checkout is only linted.
+
+The providers' contracts this product reads (snapshots in `datacontracts/input_ports/`) are
+also compared with what the marketplace publishes now (`GET /api/datacontracts/{id}` with
+ENTROPY_DATA_API_KEY, at ENTROPY_DATA_HOST): a published change that removes or retypes a
+column the job reads fails the guard, with the changelog; any other change is reported.
+No key or no answer is a warning: the guard cannot tell, and says so.
+
+    python .ci/contract_guard.py --refresh  # replace the snapshots by the published contracts
+
+Exit code 0 when every contract passes, 1 when one does not, 2 when the guard cannot run
+(an unknown BASE, no datacontract command).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = "datacontracts"
+SNAPSHOTS = f"{CONTRACTS}/input_ports"
+DEFAULT_HOST = "https://api.entropy-data.com"
 # datacontract-cli prints rich tables; outside a terminal they wrap at 80 columns.
 WIDE_OUTPUT = {"COLUMNS": "160", "NO_COLOR": "1", "TERM": "dumb"}
 
@@ -105,6 +122,96 @@ def guard(path: str, base: str, scratch: Path) -> Verdict:
     return verdict
 
 
+def published_contract(contract_id: str) -> tuple[dict[str, Any] | None, str]:
+    """The contract the marketplace publishes under `contract_id`, or None and why not."""
+    key = os.environ.get("ENTROPY_DATA_API_KEY")
+    host = os.environ.get("ENTROPY_DATA_HOST") or DEFAULT_HOST
+    if not key:
+        return None, "ENTROPY_DATA_API_KEY is not set"
+    url = f"{host.rstrip('/')}/api/datacontracts/{urllib.parse.quote(contract_id, safe='')}"
+    request = urllib.request.Request(url, headers={"x-api-key": key, "accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read()), ""
+    except urllib.error.HTTPError as error:
+        return None, f"{url} answered HTTP {error.code}"
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return None, f"{url} could not be read ({type(error).__name__}: {error})"
+
+
+def read_columns() -> dict[str, set[str]]:
+    """Per raw table, the columns the job reads: its input ports (the installed product)."""
+    from customer_activity.transforms.input_ports import INPUT_PORTS  # noqa: PLC0415 - only where a snapshot is compared
+
+    return {table: set(port.required_columns) for table, port in INPUT_PORTS.items()}
+
+
+def columns(contract: dict[str, Any]) -> dict[tuple[str, str], tuple[object, object]]:
+    """(table, column) -> (logicalType, physicalType) of an ODCS document."""
+    return {
+        (str(table["name"]), str(prop["name"])): (prop.get("logicalType"), prop.get("physicalType"))
+        for table in contract.get("schema") or []
+        for prop in table.get("properties") or []
+    }
+
+
+def drift(path: str, scratch: Path) -> Verdict:
+    """The snapshot at `path` against the provider's published contract, from this product's side."""
+    verdict = Verdict(f"{path} (published)")
+    snapshot = yaml.safe_load((ROOT / path).read_text())
+    published, unavailable = published_contract(str(snapshot["id"]))
+    if published is None:
+        verdict.notes.append(f"warning: not compared with the published contract: {unavailable}")
+        print(f"::warning::{path}: not compared with the published contract: {unavailable}", flush=True)
+        return verdict
+    published_file = scratch / f"published-{Path(path).name}"
+    published_file.write_text(yaml.safe_dump(published, sort_keys=False))
+    verdict.changelog = datacontract("changelog", path, str(published_file)).stdout.strip()
+    before, after = columns(snapshot), columns(published)
+    try:
+        read = read_columns()
+    except ImportError as error:
+        verdict.problems.append(f"the product is not installed, so what the job reads is unknown ({error})")
+        return verdict
+    for table, names in sorted(read.items()):
+        for name in sorted(names):
+            if (table, name) not in after:
+                verdict.problems.append(f"the published contract drops {table}.{name}, which the job reads")
+            elif after[(table, name)] != before.get((table, name)):
+                verdict.problems.append(
+                    f"the published contract retypes {table}.{name}, which the job reads: "
+                    f"{before.get((table, name))} -> {after[(table, name)]} (logical, physical type)"
+                )
+    if verdict.problems:
+        verdict.problems.append("adapt the job to the provider's change before refreshing the snapshot")
+    elif published != snapshot:
+        verdict.notes.append(
+            f"the published contract (version {published.get('version')}) differs from the snapshot "
+            f"(version {snapshot.get('version')}) compatibly: refresh it with `python .ci/contract_guard.py --refresh`"
+        )
+    else:
+        verdict.notes.append("the published contract equals the snapshot")
+    return verdict
+
+
+def refresh() -> int:
+    """Replace every snapshot by the provider's published contract, keeping the snapshot's local servers."""
+    for path in sorted((ROOT / SNAPSHOTS).glob("*.odcs.yaml")):
+        snapshot = yaml.safe_load(path.read_text())
+        published, unavailable = published_contract(str(snapshot["id"]))
+        if published is None:
+            print(f"contract guard: {path.relative_to(ROOT)} not refreshed: {unavailable}", file=sys.stderr)
+            return 2
+        servers = published.setdefault("servers", [])
+        names = {server.get("server") for server in servers}
+        # The servers this product added to test the sample raw tables: not the provider's to publish.
+        local = [s for s in snapshot.get("servers") or [] if s.get("type") == "local" and s["server"] not in names]
+        servers.extend(local)
+        path.write_text(yaml.safe_dump(published, sort_keys=False, allow_unicode=True))
+        print(f"refreshed {path.relative_to(ROOT)} to version {published.get('version')}")
+    return 0
+
+
 def removed_contracts(base: str, present: list[str]) -> list[Verdict]:
     listed = git("ls-tree", "-r", "--name-only", base, "--", CONTRACTS)
     if listed.returncode != 0:
@@ -132,8 +239,16 @@ def summary(base: str, verdicts: list[Verdict]) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("base", help="git revision to compare with: the target branch, or the commit before a push")
-    base = parser.parse_args(argv).base
+    parser.add_argument(
+        "base", nargs="?", help="git revision to compare with: the target branch, or the commit before a push"
+    )
+    parser.add_argument("--refresh", action="store_true", help="replace the snapshots by the published contracts")
+    args = parser.parse_args(argv)
+    if args.refresh:
+        return refresh()
+    if args.base is None:
+        parser.error("the base revision is required")
+    base = args.base
     if datacontract_command() is None:
         print("contract guard: the datacontract command was not found (pip install datacontract-cli)", file=sys.stderr)
         return 2
@@ -144,6 +259,7 @@ def main(argv: list[str]) -> int:
     present = sorted(str(p.relative_to(ROOT)) for p in (ROOT / CONTRACTS).rglob("*.odcs.yaml"))
     with tempfile.TemporaryDirectory() as scratch:
         verdicts = [guard(path, base, Path(scratch)) for path in present]
+        verdicts += [drift(path, Path(scratch)) for path in present if path.startswith(f"{SNAPSHOTS}/")]
     verdicts += removed_contracts(base, present)
     report = summary(base, verdicts)
     print(report)

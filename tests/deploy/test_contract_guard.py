@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from customer_activity_testing.http_server import closed_port_url
 from customer_activity_testing.paths import REPOSITORY
 
 GUARD = Path(".ci") / "contract_guard.py"
@@ -62,15 +63,17 @@ def edit_contract(repository: Path, version: str | None = None, drop: str | None
     (repository / CONTRACT).write_text(yaml.safe_dump(contract, sort_keys=False))
 
 
-def run_guard(repository: Path, summary: Path) -> subprocess.CompletedProcess[str]:
+def run_guard(repository: Path, summary: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The guard against the target branch (or with `args`); no marketplace key unless `env` gives one."""
     base = git(repository, "rev-parse", "main")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ENTROPY_DATA_")}
     return subprocess.run(
-        [sys.executable, str(repository / GUARD), base],
+        [sys.executable, str(repository / GUARD), *(args or (base,))],
         capture_output=True,
         text=True,
         timeout=180,
         check=False,
-        env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)},
+        env={**environment, "GITHUB_STEP_SUMMARY": str(summary), **env},
     )
 
 
@@ -139,3 +142,88 @@ def test_the_providers_contract_snapshot_is_guarded_too_and_may_not_go_missing(t
     assert f"$ datacontract lint {CONTRACT.as_posix()}" in result.stdout
     assert f"`{PROVIDER.as_posix()}`" in result.stdout
     assert "removed since" in result.stdout
+
+
+KEY = "ed_test_guard-k3y-never-shown"
+
+
+def published(marketplace, change) -> dict:
+    """The provider's contract as the loopback marketplace publishes it: the snapshot, changed by `change`."""
+    contract = yaml.safe_load((REPOSITORY / PROVIDER).read_text())
+    change(contract)
+    marketplace.documents[f"/api/datacontracts/{contract['id']}"] = contract
+    return contract
+
+
+def table(contract: dict, name: str) -> dict:
+    [found] = [schema for schema in contract["schema"] if schema["name"] == name]
+    return found
+
+
+def guard_provider(tmp_path: Path, marketplace, *args: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    clone = committed(tmp_path / "repository", GUARD, PROVIDER)
+    result = run_guard(
+        clone, tmp_path / "summary.md", *args, ENTROPY_DATA_HOST=marketplace.url, ENTROPY_DATA_API_KEY=KEY
+    )
+    assert KEY not in result.stdout + result.stderr
+    return clone, result
+
+
+def test_a_published_provider_contract_that_drops_a_column_the_job_reads_fails_the_guard(tmp_path, marketplace):
+    def drop(contract: dict) -> None:
+        organization = table(contract, "organization")
+        organization["properties"] = [p for p in organization["properties"] if p["name"] != "vanity_url"]
+
+    published(marketplace, drop)
+    _, result = guard_provider(tmp_path, marketplace)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the published contract drops organization.vanity_url, which the job reads" in result.stdout
+    assert "vanity_url" in (tmp_path / "summary.md").read_text(), "the changelog belongs in the summary"
+    [request] = [r for r in marketplace.server.requests if r.method == "GET"]
+    assert request.path == "/api/datacontracts/entropydata-postgres-raw-v1"
+    assert request.headers["x-api-key"] == KEY
+
+
+def test_a_retyped_column_the_job_reads_fails_the_guard(tmp_path, marketplace):
+    def retype(contract: dict) -> None:
+        [version] = [p for p in table(contract, "asset")["properties"] if p["name"] == "version"]
+        version["logicalType"], version["physicalType"] = "string", "string"
+
+    published(marketplace, retype)
+    _, result = guard_provider(tmp_path, marketplace)
+    assert result.returncode == 1
+    assert "the published contract retypes asset.version, which the job reads" in result.stdout
+
+
+def test_a_compatible_change_is_reported_and_one_command_refreshes_the_snapshot(tmp_path, marketplace):
+    def add_column(contract: dict) -> None:
+        contract["version"] = "1.1.0"
+        contract["servers"] = [s for s in contract["servers"] if s["type"] != "local"]
+        table(contract, "organization")["properties"].append(
+            {"name": "plan", "logicalType": "string", "physicalType": "string"}
+        )
+
+    published(marketplace, add_column)
+    _, result = guard_provider(tmp_path, marketplace)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "differs from the snapshot (version 1.0.0) compatibly" in result.stdout
+
+    _, refreshed = guard_provider(tmp_path / "again", marketplace, "--refresh")
+    assert refreshed.returncode == 0, refreshed.stderr
+    snapshot = yaml.safe_load((tmp_path / "again" / "repository" / PROVIDER).read_text())
+    assert snapshot["version"] == "1.1.0"
+    assert "plan" in {p["name"] for p in table(snapshot, "organization")["properties"]}
+    assert [s["server"] for s in snapshot["servers"] if s["type"] == "local"] == ["local"], "the local server stays"
+
+
+@pytest.mark.parametrize("reachable", [True, False])
+def test_no_key_or_no_marketplace_is_a_warning_not_a_failure(tmp_path, reachable):
+    clone = committed(tmp_path / "repository", GUARD, PROVIDER)
+    env = {} if reachable else {"ENTROPY_DATA_API_KEY": KEY, "ENTROPY_DATA_HOST": closed_port_url()}
+    result = run_guard(clone, tmp_path / "summary.md", **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    reason = "ENTROPY_DATA_API_KEY is not set" if reachable else "could not be read (URLError"
+    assert "::warning::" in result.stdout
+    assert reason in result.stdout
+    assert KEY not in result.stdout + result.stderr
