@@ -4,7 +4,7 @@ The provider's contract (datacontracts/input_ports/) states row rules on the col
 its tables: a key or a version that must be present (`nullValues`), a timestamp that
 must look like one (`invalidValues` with a `pattern`), each with an `id` and a tolerated
 share of rows. Before any work, every raw table is counted against its rules in one
-Spark job. The offending rows go to `customer_activity_quarantine` in the product's
+Spark job. The offending rows go, beside the build, to `customer_activity_quarantine` in the product's
 internal schema (never the consumers'), one row per broken rule with the run id, the
 table, the key, the rule and the raw row as JSON: what a person hands to the provider's
 team. A table beyond a rule's tolerance stops the run before anything is built (exit 3).
@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -115,8 +116,10 @@ class ProviderContract:
     id: str
     version: str
     path: Path
-    # Per table, the columns it promises.
-    promised: dict[str, set[str]]
+    # Per table and column, the property as the contract states it (types, classification).
+    promised: dict[str, dict[str, dict[str, Any]]]
+    # Per table, the column every row of one entity carries (the table's `entityKey`).
+    keys: dict[str, str | None]
     rules: tuple[RowRule, ...]
     # Per table, the columns classified as personal or secret: never copied out of the raw tables.
     withheld: dict[str, frozenset[str]]
@@ -130,7 +133,8 @@ def load_provider_contract(path: Path) -> ProviderContract:
     try:
         document = yaml.safe_load(path.read_text())
         schema = document["schema"]
-        promised = {s["name"]: {p["name"] for p in s.get("properties") or []} for s in schema}
+        promised = {s["name"]: {p["name"]: p for p in s.get("properties") or []} for s in schema}
+        keys = {s["name"]: _custom(s, "entityKey") for s in schema}
         withheld = {
             s["name"]: frozenset(p["name"] for p in s.get("properties") or [] if p.get("classification") in WITHHELD)
             for s in schema
@@ -140,11 +144,17 @@ def load_provider_contract(path: Path) -> ProviderContract:
             str(document.get("version", "")),
             path,
             promised,
+            keys,
             row_rules(schema),
             withheld,
         )
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as error:
         raise InputError(f"the provider's contract {path} cannot be read ({first_line(error)})") from None
+
+
+def _custom(schema: dict[str, Any], name: str) -> str | None:
+    values = [c.get("value") for c in schema.get("customProperties") or [] if c.get("property") == name]
+    return str(values[0]) if values else None
 
 
 def quarantine_table(output: OutputLocation) -> TableName:
@@ -182,7 +192,7 @@ def count(raw: Mapping[str, DataFrame], rules: tuple[RowRule, ...]) -> dict[str,
 def offending_rows(
     raw: Mapping[str, DataFrame],
     rules: tuple[RowRule, ...],
-    keys: Mapping[str, str],
+    keys: Mapping[str, str | None],
     withheld: Mapping[str, frozenset[str]],
     run_id: str,
     at: datetime,
@@ -197,7 +207,7 @@ def offending_rows(
         table_rules = [rule for rule in rules if rule.table == table]
         if not table_rules:
             continue
-        hidden = withheld.get(table, frozenset())
+        hidden, key = withheld.get(table, frozenset()), keys.get(table)
         named = [F.struct(F.lit(r.id).alias("rule"), F.lit(r.column).alias("column")) for r in table_rules]
         broken = F.filter(
             F.array(*[F.when(r.broken(), name) for r, name in zip(table_rules, named, strict=True)]),
@@ -209,7 +219,7 @@ def offending_rows(
                 F.lit(run_id).alias("run_id"),
                 F.lit(at).alias("quarantined_at"),
                 F.lit(table).alias("source_table"),
-                F.col(keys[table]).cast("string").alias("key"),
+                (F.col(key) if key else F.lit(None)).cast("string").alias("key"),
                 F.explode(broken).alias("broken"),
                 F.to_json(F.struct(*[frame[c] for c in frame.columns if c not in hidden])).alias("raw_row"),
             )
@@ -218,43 +228,51 @@ def offending_rows(
     return functools.reduce(DataFrame.unionByName, parts)
 
 
-def check(
+def offending(counted: Mapping[str, Counted]) -> dict[str, dict[str, int]]:
+    """Per table, the rules some rows break and how many rows break each: the run report's counts."""
+    broken = {table: {rule: n for rule, n in c.broken.items() if n} for table, c in counted.items()}
+    return {table: rules for table, rules in broken.items() if rules}
+
+
+def quarantine(
     spark: SparkSession,
     output: OutputLocation,
     raw: Mapping[str, DataFrame],
     provider: ProviderContract,
-    keys: Mapping[str, str],
     run_id: str,
     at: datetime,
-) -> dict[str, dict[str, int]]:
-    """Count, quarantine and judge the raw tables; returns the offending rows per table and rule.
+) -> None:
+    """Append the offending rows to the quarantine table; a failure is logged, never raised.
 
-    Raises an InputError naming each table, rule and share beyond its tolerance, after the
-    offending rows are quarantined: they are the evidence of why the run stopped.
+    The quarantine is evidence: the build's outcome does not depend on it, and a table that
+    cannot be written to must not stop every build until someone repairs it.
     """
-    rules = provider.rules
-    counted = count(raw, rules)
-    quarantined = {table: {rule: n for rule, n in c.broken.items() if n} for table, c in counted.items()}
     table = quarantine_table(output)
-    if any(quarantined.values()):
-        rows = offending_rows(raw, rules, keys, provider.withheld, run_id, at)
+    try:
+        rows = offending_rows(raw, provider.rules, provider.keys, provider.withheld, run_id, at)
         output.ensure_internal_schema(spark)
         rows.write.format(TABLE_FORMAT).mode("append").option("mergeSchema", "true").saveAsTable(table.quoted)
-        logger.info("quarantined %d raw rows in %s", sum(sum(q.values()) for q in quarantined.values()), table)
+    except Exception as error:  # noqa: BLE001 - whatever it is, the build's own outcome comes first
+        logger.error("the offending raw rows could not be quarantined in %s: %s", table, first_line(error))
+
+
+def check_tolerances(provider: ProviderContract, counted: Mapping[str, Counted], where: str) -> None:
+    """Stop the run (InputError) where a table breaks a rule in more rows than the rule tolerates.
+
+    The message names each table, rule, share and tolerance, and `where` the rows are.
+    """
     beyond = [
         f"{rule.table}: {n} of {counted[rule.table].rows} rows ({100.0 * n / counted[rule.table].rows:.1f} %) "
         f"break {rule.id} ({rule.condition}), tolerated {rule.tolerance()}"
-        for rule in rules
+        for rule in provider.rules
         if rule.table in counted
         and rule.exceeded(n := counted[rule.table].broken.get(rule.id, 0), counted[rule.table].rows)
     ]
     if beyond:
         raise InputError(
             f"the input tables break the provider's contract {provider} beyond its tolerances; nothing was built "
-            f"or published. The offending rows are in {table} (run_id '{run_id}'):\n"
-            + "\n".join(f"  - {line}" for line in beyond)
+            f"or published. The offending rows are in {where}:\n" + "\n".join(f"  - {line}" for line in beyond)
         )
-    return {t: q for t, q in quarantined.items() if q}
 
 
 def compare_published(provider: ProviderContract, marketplace: tuple[str, Secret] | None) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
 from customer_activity.jobs import catalog
 from customer_activity.jobs.catalog import TableName
@@ -68,16 +70,68 @@ def read_raw_tables(spark: SparkSession, location: InputLocation) -> dict[str, D
     return tables
 
 
-def check_promised(contract: ProviderContract) -> None:
-    """Refuse to read a column the provider's contract does not promise: the job would depend on an accident."""
-    missing = [
-        f"{table}.{column}"
-        for table, port in INPUT_PORTS.items()
-        for column in port.required_columns
-        if column not in contract.promised.get(table, set())
-    ]
-    if missing:
+# The physical types of an ODCS contract the job knows, as Spark reads them.
+_PHYSICAL_TYPES: dict[str, T.DataType] = {
+    "string": T.StringType(),
+    "varchar": T.StringType(),
+    "int": T.IntegerType(),
+    "integer": T.IntegerType(),
+    "bigint": T.LongType(),
+    "long": T.LongType(),
+    "double": T.DoubleType(),
+    "float": T.FloatType(),
+    "decimal": T.DecimalType(38, 10),
+    "boolean": T.BooleanType(),
+    "date": T.DateType(),
+    "timestamp": T.TimestampType(),
+    "timestamp_ntz": T.TimestampNTZType(),
+}
+
+
+def _timestamp(prop: dict[str, Any]) -> bool:
+    """A column the contract states to hold instants: typed so, or text in date-time format."""
+    return prop.get("logicalType") in ("timestamp", "date") or (prop.get("logicalTypeOptions") or {}).get("format") in (
+        "date-time",
+        "date",
+    )
+
+
+def check_ports(contract: ProviderContract) -> None:
+    """The input ports, held to the provider's contract before anything is read.
+
+    The job reads no column the contract does not promise, in no type it does not state, keys
+    every table by the contract's `entityKey` and parses as timestamps exactly the columns the
+    contract states to hold instants: where the provider's contract and the job disagree, the
+    job would depend on an accident, and it stops (exit 3) naming the contract and each column.
+    """
+    problems = []
+    for table, port in INPUT_PORTS.items():
+        promised = contract.promised.get(table, {})
+        physical = {c: str(p.get("physicalType", "")).split("(")[0].strip().lower() for c, p in promised.items()}
+        unknown = [c for c in port.required_columns if c in physical and physical[c] not in _PHYSICAL_TYPES]
+        problems += [
+            f"{table}.{c}: physicalType {promised[c].get('physicalType')!r} is none the job knows" for c in unknown
+        ]
+        stated = T.StructType(
+            [T.StructField(c, _PHYSICAL_TYPES[t]) for c, t in physical.items() if t in _PHYSICAL_TYPES]
+        )
+        problems += [
+            problem.replace("required column is missing", "not promised") for problem in schema_problems(stated, port)
+        ]
+        key = contract.keys.get(table)
+        if key != port.key:
+            problems.append(
+                f"{table}: the job keys it by {port.key}, the contract "
+                + (f"by {key}" if key else "names no entityKey")
+            )
+        instants = {c for c in port.required_columns if c in promised and _timestamp(promised[c])}
+        if instants != set(port.timestamp_columns):
+            problems.append(
+                f"{table}: the job parses {', '.join(sorted(port.timestamp_columns)) or 'no column'} as timestamps, "
+                f"the contract states {', '.join(sorted(instants)) or 'none'} to hold them"
+            )
+    if problems:
         raise InputError(
-            f"the provider's contract {contract.id} ({contract.path}) does not promise columns the job "
-            f"reads: {', '.join(missing)}; nothing was read"
+            f"the input ports disagree with the provider's contract {contract.id} ({contract.path}); nothing was "
+            "read:\n" + "\n".join(f"  - {p}" for p in problems)
         )

@@ -239,13 +239,64 @@ def test_a_column_the_provider_contract_does_not_promise_stops_the_build_before_
     assert build(sample_source, output_copy) == EXIT_INPUT_ERROR
 
     error = capsys.readouterr().err
-    assert f"the provider's contract entropydata-postgres-raw-v1 ({changed}) does not promise columns" in error
-    assert "reads: organization.vanity_url; nothing was read" in error
+    assert f"the input ports disagree with the provider's contract entropydata-postgres-raw-v1 ({changed})" in error
+    assert "nothing was read:\n  - organization.vanity_url: not promised" in error
     assert fingerprint(output_copy) == before
     assert "read_inputs" not in run_report(output_copy)["durations_seconds"]
 
 
 def test_the_input_ports_read_only_what_the_provider_contract_promises():
-    inputs.check_promised(load_provider_contract(provider_contract_path()))
+    inputs.check_ports(load_provider_contract(provider_contract_path()))
     with pytest.raises(InputError, match=r"no-such-provider\.odcs\.yaml cannot be read"):
         load_provider_contract(Path("no-such-provider.odcs.yaml"))
+
+
+def changed_contract(tmp_path: Path, table: str, change: Callable[[dict], None]) -> Path:
+    document = yaml.safe_load(provider_contract_path().read_text())
+    [schema] = [s for s in document["schema"] if s["name"] == table]
+    change(schema)
+    path = tmp_path / "provider.odcs.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def prop(schema: dict, name: str) -> dict:
+    [found] = [p for p in schema["properties"] if p["name"] == name]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("table", "change", "problem"),
+    [
+        (
+            "asset",
+            lambda s: prop(s, "version").update(physicalType="string"),
+            "asset.version: has type string, expected a number",
+        ),
+        (
+            "asset",
+            lambda s: prop(s, "name").update(physicalType="geometry"),
+            "asset.name: physicalType 'geometry' is none the job knows",
+        ),
+        (
+            "asset",
+            lambda s: s.update(customProperties=None),
+            "asset: the job keys it by asset_id, the contract names no entityKey",
+        ),
+        (
+            "asset",
+            lambda s: s.update(customProperties=[{"property": "entityKey", "value": "name"}]),
+            "asset: the job keys it by asset_id, the contract by name",
+        ),
+        (
+            "organization",
+            lambda s: prop(s, "created_at").pop("logicalTypeOptions"),
+            "organization: the job parses created_at as timestamps, the contract states none to hold them",
+        ),
+    ],
+)
+def test_input_ports_that_disagree_with_the_provider_contract_are_named(tmp_path, table, change, problem):
+    with pytest.raises(InputError) as raised:
+        inputs.check_ports(load_provider_contract(changed_contract(tmp_path, table, change)))
+    assert f"  - {problem}" in str(raised.value)
+    assert "nothing was read" in str(raised.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,11 +14,15 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 
+from customer_activity.jobs import input_contract
+from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.contract import provider_contract_path
 from customer_activity.jobs.errors import EXIT_INPUT_ERROR
-from customer_activity.jobs.input_contract import QUARANTINE_TABLE, RowRule, row_rules
+from customer_activity.jobs.input_contract import QUARANTINE_TABLE, RowRule, load_provider_contract, row_rules
 from customer_activity.jobs.local_catalog import STAGING_DIRECTORY
+from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.transforms.input_ports import INPUT_PORTS
+from customer_activity_testing.builders import raw as raw_frame
 from customer_activity_testing.builders import rewrite
 from customer_activity_testing.outputs import build, fingerprint, run_report
 
@@ -129,3 +134,17 @@ def test_an_empty_table_breaks_no_tolerance():
 def test_every_key_the_job_reads_has_a_provider_rule_with_an_id(table):
     rules = row_rules(yaml.safe_load(provider_contract_path().read_text())["schema"])
     assert f"{table}_key_missing" in {r.id for r in rules if r.table == table and r.column == INPUT_PORTS[table].key}
+
+
+def test_a_quarantine_that_cannot_be_written_is_logged_and_never_raised(spark, caplog):
+    """Evidence only: the build's outcome does not depend on it."""
+    provider = load_provider_contract(provider_contract_path())
+    raw = {"asset": raw_frame(spark, "asset", {"asset_id": None})}
+    nowhere = OutputLocation(TableName("no_such_catalog", "s", "customer_activity"))
+
+    input_contract.quarantine(spark, nowhere, raw, provider, "run-1", datetime.now(UTC))
+
+    assert (
+        "the offending raw rows could not be quarantined in no_such_catalog.s_staging.customer_activity_quarantine"
+        in caplog.text
+    )
