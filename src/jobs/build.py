@@ -2,10 +2,10 @@
 
 Order of events, each step only after the previous one succeeded:
 1. read the contract and derive the output schema from it;
-2. read and check every input table (missing tables or columns stop the run here), and
-   quarantine the rows that break the provider's row rules (beyond its tolerances the run
-   stops here, see `quarantine`);
-3. build the candidate and write it to a staging location;
+2. read and check every input table (missing tables or columns stop the run here);
+3. build the candidate and write it to a staging location, counting the raw rows that break
+   the provider's row rules: they are quarantined, and beyond its tolerances the run stops
+   here (see `input_contract`);
 4. audit the staged candidate against the contract;
 5. compare it with the published table (the change gate, see `change`);
 6. publish it in one atomic step.
@@ -279,9 +279,9 @@ def _run(
 ) -> None:
     """The build itself; fills `report` as it goes.
 
-    The quarantine's write runs beside it, in a thread: mostly small Spark jobs that fill the
-    gaps the build's own leave on the cores. Leaving the block waits for it, so that a build
-    that fails still leaves its evidence.
+    The quarantine runs beside it, in a thread: its Spark job fills the gaps the build's leave
+    on the cores. Leaving the block waits for it, so that a build that fails still leaves its
+    evidence.
     """
     with ThreadPoolExecutor(max_workers=1) as background:
         _build(spark, config, contract, provider, report, background)
@@ -300,16 +300,10 @@ def _build(
     with _timed(report, "read_inputs", "reading the input tables"):
         missing = config.prepare_inputs(spark) if config.prepare_inputs else {}
         raw = inputs.read_raw_tables(spark, config.source)
-    with _timed(report, "check_inputs", "checking the input tables against the provider's contract"):
-        counted = input_contract.count(raw, provider.rules)
-    report.quarantined = input_contract.offending(counted)
-    if report.quarantined:
-        report.quarantine_table = str(input_contract.quarantine_table(config.output))
-        background.submit(
-            input_contract.quarantine, spark, config.output, raw, provider, config.run_id, config.started_at
-        )
-        where = f"{report.quarantine_table} (run_id '{config.run_id}')"
-        input_contract.check_tolerances(provider, counted, where)
+    # The raw rows that break the provider's row rules, quarantined in one pass beside the build.
+    quarantined = background.submit(
+        input_contract.quarantine, spark, config.output, raw, provider, config.run_id, config.started_at
+    )
     staged, counts = stage_with_counts(raw, missing)
     candidate = build_candidate(staged, config, contract)
     # The audit's plain checks are observed on the rows as they are written: the audit
@@ -325,6 +319,13 @@ def _build(
         deadline = time.monotonic() + _OBSERVATION_WAIT_SECONDS
         report.inputs = {table: count.report(deadline) for table, count in counts.items()}
         observed = _observed(written, deadline)
+        with _timed(report, "quarantine", "quarantining the raw rows that break the provider's contract"):
+            for table, broken in quarantined.result().items():
+                report.inputs[table].quarantined = broken
+        if any(table.quarantined for table in report.inputs.values()):
+            report.quarantine_table = str(input_contract.quarantine_table(config.output))
+            where = f"{report.quarantine_table} (run_id '{config.run_id}')"
+            input_contract.check_tolerances(provider, report.inputs, where)
         # The change gate's query runs while the audit runs its own: both are mostly small
         # Spark jobs, which fill each other's gaps, and the snapshot the gate loads is the one
         # publishing needs: side by side the gate costs a build no measurable time

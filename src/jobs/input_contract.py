@@ -3,13 +3,13 @@
 The provider's contract (datacontracts/input_ports/) states row rules on the columns of
 its tables: a key or a version that must be present (`nullValues`), a timestamp that
 must look like one (`invalidValues` with a `pattern`), each with an `id` and a tolerated
-share of rows. Before any work, every raw table is counted against its rules in one
-Spark job. The offending rows go, beside the build, to `customer_activity_quarantine` in the product's
-internal schema (never the consumers'), one row per broken rule with the run id, the
-table, the key, the rule and the raw row as JSON: what a person hands to the provider's
-team. A table beyond a rule's tolerance stops the run before anything is built (exit 3).
-Within the tolerances the build goes on and treats those rows as the specification says
-(the output does not change): the quarantine is evidence, not a filter.
+share of rows. Beside the build, in one pass over the raw tables, the offending rows go
+to `customer_activity_quarantine` in the product's internal schema (never the
+consumers'), one row per broken rule with the run id, the table, the key, the rule, the
+offending value and dlt's ids of the row: what a person hands to the provider's team. A table beyond a rule's
+tolerance stops the run before the audit (exit 3): nothing is published. Within the
+tolerances the build goes on and treats those rows as the specification says (the output
+does not change): the quarantine is evidence, not a filter.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from pyspark.sql import functions as F
 from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.errors import InputError, first_line
 from customer_activity.jobs.publishing import TABLE_FORMAT, OutputLocation
+from customer_activity.jobs.report import TableReport
 from customer_activity.jobs.secrets import Secret
+from customer_activity.transforms.input_ports import DLT_ID, DLT_LOAD_ID
 
 logger = logging.getLogger(__name__)
 
@@ -161,34 +163,6 @@ def quarantine_table(output: OutputLocation) -> TableName:
     return TableName(output.table.catalog, output.internal_schema, QUARANTINE_TABLE)
 
 
-@dataclass(frozen=True)
-class Counted:
-    """One raw table's rows, and how many of them break each of its rules."""
-
-    rows: int
-    broken: dict[str, int]
-
-
-def count(raw: Mapping[str, DataFrame], rules: tuple[RowRule, ...]) -> dict[str, Counted]:
-    """The rows of every table with rules, and its offending rows per rule, in one Spark job."""
-    ruled = {table: [rule for rule in rules if rule.table == table] for table in raw}
-    per_table = [
-        raw[table].agg(
-            F.lit(table).alias("table"),
-            F.count(F.lit(1)).alias("rows"),
-            F.array(*[F.count_if(rule.broken()) for rule in table_rules]).alias("broken"),
-        )
-        for table, table_rules in ruled.items()
-        if table_rules
-    ]
-    if not per_table:
-        return {}
-    return {
-        row["table"]: Counted(row["rows"], {r.id: n for r, n in zip(ruled[row["table"]], row["broken"], strict=True)})
-        for row in functools.reduce(DataFrame.unionByName, per_table).collect()
-    }
-
-
 def offending_rows(
     raw: Mapping[str, DataFrame],
     rules: tuple[RowRule, ...],
@@ -197,41 +171,63 @@ def offending_rows(
     run_id: str,
     at: datetime,
 ) -> DataFrame:
-    """One row per raw row and rule it breaks: run, table, key, rule, column and the raw row as JSON.
+    """One row per raw row and rule it breaks: run, table, key, rule, column, the offending value
+    and dlt's ids of the row, by which the provider's team finds it in its table.
 
-    The raw row leaves out the `withheld` columns (personal data): the quarantine is read by
-    other people than the raw tables.
+    Narrow on purpose: the quarantine reads only the columns its rules, keys and ids name, not
+    whole rows. Values of `withheld` columns (personal data) are left out: the quarantine is
+    read by other people than the raw tables.
     """
     parts = []
     for table, frame in raw.items():
         table_rules = [rule for rule in rules if rule.table == table]
         if not table_rules:
             continue
-        hidden, key = withheld.get(table, frozenset()), keys.get(table)
-        named = [F.struct(F.lit(r.id).alias("rule"), F.lit(r.column).alias("column")) for r in table_rules]
+        key, hidden = keys.get(table), withheld.get(table, frozenset())
         broken = F.filter(
-            F.array(*[F.when(r.broken(), name) for r, name in zip(table_rules, named, strict=True)]),
+            F.array(
+                *[
+                    F.when(
+                        r.broken(),
+                        F.struct(
+                            F.lit(r.id).alias("rule"),
+                            F.lit(r.column).alias("column"),
+                            (F.lit(None) if r.column in hidden else F.col(r.column)).cast("string").alias("value"),
+                        ),
+                    )
+                    for r in table_rules
+                ]
+            ),
             lambda rule: rule.isNotNull(),
         )
+
+        def column(name: str | None, frame: DataFrame = frame) -> Column:
+            return (F.col(name) if name and name in frame.columns else F.lit(None)).cast("string")
+
         parts.append(
             frame.where(functools.reduce(lambda a, b: a | b, [r.broken() for r in table_rules]))
             .select(
                 F.lit(run_id).alias("run_id"),
                 F.lit(at).alias("quarantined_at"),
                 F.lit(table).alias("source_table"),
-                (F.col(key) if key else F.lit(None)).cast("string").alias("key"),
+                column(key).alias("key"),
                 F.explode(broken).alias("broken"),
-                F.to_json(F.struct(*[frame[c] for c in frame.columns if c not in hidden])).alias("raw_row"),
+                column(DLT_ID).alias("dlt_id"),
+                column(DLT_LOAD_ID).alias("dlt_load_id"),
             )
-            .select("run_id", "quarantined_at", "source_table", "key", "broken.rule", "broken.column", "raw_row")
+            .select(
+                "run_id",
+                "quarantined_at",
+                "source_table",
+                "key",
+                "broken.rule",
+                "broken.column",
+                "broken.value",
+                "dlt_id",
+                "dlt_load_id",
+            )
         )
     return functools.reduce(DataFrame.unionByName, parts)
-
-
-def offending(counted: Mapping[str, Counted]) -> dict[str, dict[str, int]]:
-    """Per table, the rules some rows break and how many rows break each: the run report's counts."""
-    broken = {table: {rule: n for rule, n in c.broken.items() if n} for table, c in counted.items()}
-    return {table: rules for table, rules in broken.items() if rules}
 
 
 def quarantine(
@@ -241,37 +237,43 @@ def quarantine(
     provider: ProviderContract,
     run_id: str,
     at: datetime,
-) -> None:
-    """Append the offending rows to the quarantine table; a failure is logged, never raised.
+) -> dict[str, dict[str, int]]:
+    """Append the offending rows to the quarantine table; per table and rule, how many there are.
 
-    The quarantine is evidence: the build's outcome does not depend on it, and a table that
-    cannot be written to must not stop every build until someone repairs it.
+    One pass over the raw tables, whose rows the counts then read back: the few this run
+    appended, which Delta finds by its files' statistics on `run_id`.
     """
+    if not any(rule.table in raw for rule in provider.rules):
+        return {}
     table = quarantine_table(output)
-    try:
-        rows = offending_rows(raw, provider.rules, provider.keys, provider.withheld, run_id, at)
-        output.ensure_internal_schema(spark)
-        rows.write.format(TABLE_FORMAT).mode("append").option("mergeSchema", "true").saveAsTable(table.quoted)
-    except Exception as error:  # noqa: BLE001 - whatever it is, the build's own outcome comes first
-        logger.error("the offending raw rows could not be quarantined in %s: %s", table, first_line(error))
+    rows = offending_rows(raw, provider.rules, provider.keys, provider.withheld, run_id, at)
+    output.ensure_internal_schema(spark)
+    rows.write.format(TABLE_FORMAT).mode("append").option("mergeSchema", "true").saveAsTable(table.quoted)
+    counted = spark.read.table(table.quoted).where(F.col("run_id") == run_id).groupBy("source_table", "rule").count()
+    found = {(row["source_table"], row["rule"]): row["count"] for row in counted.collect()}
+    quarantined: dict[str, dict[str, int]] = {}
+    for rule in provider.rules:  # in the contract's order
+        if (rule.table, rule.id) in found:
+            quarantined.setdefault(rule.table, {})[rule.id] = found[(rule.table, rule.id)]
+    return quarantined
 
 
-def check_tolerances(provider: ProviderContract, counted: Mapping[str, Counted], where: str) -> None:
+def check_tolerances(provider: ProviderContract, tables: Mapping[str, TableReport], where: str) -> None:
     """Stop the run (InputError) where a table breaks a rule in more rows than the rule tolerates.
 
     The message names each table, rule, share and tolerance, and `where` the rows are.
     """
     beyond = [
-        f"{rule.table}: {n} of {counted[rule.table].rows} rows ({100.0 * n / counted[rule.table].rows:.1f} %) "
+        f"{rule.table}: {n} of {tables[rule.table].rows} rows ({100.0 * n / tables[rule.table].rows:.1f} %) "
         f"break {rule.id} ({rule.condition}), tolerated {rule.tolerance()}"
         for rule in provider.rules
-        if rule.table in counted
-        and rule.exceeded(n := counted[rule.table].broken.get(rule.id, 0), counted[rule.table].rows)
+        if rule.table in tables
+        and rule.exceeded(n := tables[rule.table].quarantined.get(rule.id, 0), tables[rule.table].rows)
     ]
     if beyond:
         raise InputError(
-            f"the input tables break the provider's contract {provider} beyond its tolerances; nothing was built "
-            f"or published. The offending rows are in {where}:\n" + "\n".join(f"  - {line}" for line in beyond)
+            f"the input tables break the provider's contract {provider} beyond its tolerances; nothing was "
+            f"published. The offending rows are in {where}:\n" + "\n".join(f"  - {line}" for line in beyond)
         )
 
 

@@ -34,6 +34,8 @@ class TableReport:
     rows_after_staging: int = 0
     # Per column the output uses: raw rows from files that lack it (dlt added it later).
     rows_missing_columns: dict[str, int] = field(default_factory=dict)
+    # Per row rule of the provider's contract: the raw rows that break it, set aside in the quarantine.
+    quarantined: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -48,8 +50,7 @@ class RunReport:
     status: str = "running"
     finished_at: str | None = None
     inputs: dict[str, TableReport] = field(default_factory=dict)
-    # Per raw table and rule of the provider's contract: the rows set aside in `quarantine_table`.
-    quarantined: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Where the raw rows breaking the provider's rules went (each table's `quarantined`), if any did.
     quarantine_table: str | None = None
     output_rows: int | None = None
     # The Delta version the build committed: time travel and `restore` find it by this.
@@ -83,11 +84,12 @@ class RunReport:
         ]
         if missing:
             lines += ["", "  raw rows from files without the column (NULL there): " + ", ".join(missing)]
-        if self.quarantined:
+        if self.quarantine_table:
             lines += ["", f"  raw rows breaking the provider's rules, quarantined in {self.quarantine_table}:"]
             lines.extend(
-                f"    {table:<20} " + ", ".join(f"{rule} {rows}" for rule, rows in rules.items())
-                for table, rules in self.quarantined.items()
+                f"    {table:<20} " + ", ".join(f"{rule} {rows}" for rule, rows in t.quarantined.items())
+                for table, t in self.inputs.items()
+                if t.quarantined
             )
         lines += [
             "",

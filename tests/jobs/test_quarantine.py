@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from datetime import UTC, datetime
@@ -14,13 +13,16 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 
-from customer_activity.jobs import input_contract
-from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.contract import provider_contract_path
 from customer_activity.jobs.errors import EXIT_INPUT_ERROR
-from customer_activity.jobs.input_contract import QUARANTINE_TABLE, RowRule, load_provider_contract, row_rules
+from customer_activity.jobs.input_contract import (
+    QUARANTINE_TABLE,
+    RowRule,
+    load_provider_contract,
+    offending_rows,
+    row_rules,
+)
 from customer_activity.jobs.local_catalog import STAGING_DIRECTORY
-from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.transforms.input_ports import INPUT_PORTS
 from customer_activity_testing.builders import raw as raw_frame
 from customer_activity_testing.builders import rewrite
@@ -31,9 +33,9 @@ def quarantined(output: Path) -> list[dict[str, object]]:
     return DeltaTable(str(output / STAGING_DIRECTORY / QUARANTINE_TABLE)).to_pyarrow_table().to_pylist()
 
 
-def offending(source: Path) -> Counter[tuple[str, str, str | None]]:
-    """(table, rule, key) of every raw row breaking a rule, read from the contract's YAML with plain Python."""
-    found: Counter[tuple[str, str, str | None]] = Counter()
+def offending(source: Path) -> Counter[tuple[str, str, str | None, str, str | None]]:
+    """(table, rule, key, dlt id, value) of every raw row breaking a rule: the contract read with plain Python."""
+    found: Counter[tuple[str, str, str | None, str, str | None]] = Counter()
     for table in yaml.safe_load(provider_contract_path().read_text())["schema"]:
         rows = pq.read_table(source / table["name"]).to_pylist()
         key = INPUT_PORTS[table["name"]].key
@@ -44,34 +46,55 @@ def offending(source: Path) -> Counter[tuple[str, str, str | None]]:
                     value = row[prop["name"]]
                     missing = rule["metric"] == "nullValues" and value is None
                     if missing or (pattern and value is not None and not re.search(pattern, str(value))):
-                        found[(table["name"], rule["id"], row[key])] += 1
+                        shown = None if value is None else str(value)
+                        found[(table["name"], rule["id"], row[key], row["_dlt_id"], shown)] += 1
     return found
 
 
 def test_the_quarantine_holds_every_raw_row_that_breaks_a_provider_rule(sample_source, published_output):
     expected = offending(sample_source)
-    assert {rule for _, rule, _ in expected} >= {"organization_key_missing", "organization_created_at_unparseable"}
+    assert {rule for _, rule, *_ in expected} >= {"organization_key_missing", "organization_created_at_unparseable"}
     rows = quarantined(published_output)
     report = run_report(published_output)
 
-    assert Counter((row["source_table"], row["rule"], row["key"]) for row in rows) == expected
+    assert Counter((r["source_table"], r["rule"], r["key"], r["dlt_id"], r["value"]) for r in rows) == expected
     assert {row["run_id"] for row in rows} == {report["run_id"]}
-    per_rule = Counter((table, rule) for table, rule, _ in expected.elements())
-    assert report["quarantined"] == {
-        table: {rule: n for (t, rule), n in per_rule.items() if t == table} for table, _ in per_rule
+    per_rule = Counter((table, rule) for table, rule, *_ in expected.elements())
+    assert {table: counts["quarantined"] for table, counts in report["inputs"].items()} == {
+        table: {rule: n for (t, rule), n in per_rule.items() if t == table} for table in report["inputs"]
     }
     assert report["quarantine_table"].endswith(f"_staging.{QUARANTINE_TABLE}")
 
 
-def test_the_quarantine_copies_no_personal_data(published_output):
-    organizations = [
-        json.loads(row["raw_row"]) for row in quarantined(published_output) if row["source_table"] == "organization"
+def test_the_quarantine_copies_no_value_of_a_personal_column(spark):
+    """A rule on a column the provider classifies as personal quarantines the row, not the value."""
+    rules = (
+        RowRule("created_by_is_an_address", "organization", "created_by", "@", 0, percent=False),
+        RowRule("vanity_url_is_a_path", "organization", "vanity_url", "^/", 0, percent=False),
+    )
+    raw = {
+        "organization": raw_frame(
+            spark, "organization", {"organization_id": "o1", "created_by": "x", "vanity_url": "u"}
+        )
+    }
+
+    rows = offending_rows(
+        raw,
+        rules,
+        {"organization": "organization_id"},
+        {"organization": frozenset({"created_by"})},
+        "r",
+        datetime.now(UTC),
+    ).collect()
+
+    assert sorted((row["rule"], row["key"], row["value"], row["dlt_id"]) for row in rows) == [
+        ("created_by_is_an_address", "o1", None, "row-0000"),
+        ("vanity_url_is_a_path", "o1", "u", "row-0000"),
     ]
-    assert organizations
-    assert all("vanity_url" in row and "created_by" not in row for row in organizations)
+    assert load_provider_contract(provider_contract_path()).withheld["organization"] == {"created_by"}
 
 
-def test_a_table_beyond_a_tolerance_stops_the_run_before_any_work(source, output_copy, capsys):
+def test_a_table_beyond_a_tolerance_stops_the_run_and_publishes_nothing(source, output_copy, capsys):
     def without_keys(table: pa.Table) -> pa.Table:
         keys = [None if i % 10 == 0 else key for i, key in enumerate(table.column("organization_id").to_pylist())]
         return table.set_column(table.schema.get_field_index("organization_id"), "organization_id", pa.array(keys))
@@ -89,11 +112,11 @@ def test_a_table_beyond_a_tolerance_stops_the_run_before_any_work(source, output
         f"organization: {missing} of {rows} rows ({share:.1f} %) break organization_key_missing "
         "(organization_id is NULL), tolerated 5 %"
     ) in error
-    assert "nothing was built or published" in error
+    assert "nothing was published" in error
     assert fingerprint(output_copy) == before
     report = run_report(output_copy)
     assert report["status"] == "failed"
-    assert "build_and_stage" not in report["durations_seconds"]
+    assert "audit" not in report["durations_seconds"], "stopped before the audit"
     stopped = [row for row in quarantined(output_copy) if row["run_id"] == report["run_id"]]
     assert sum(row["rule"] == "organization_key_missing" for row in stopped) == missing
 
@@ -134,17 +157,3 @@ def test_an_empty_table_breaks_no_tolerance():
 def test_every_key_the_job_reads_has_a_provider_rule_with_an_id(table):
     rules = row_rules(yaml.safe_load(provider_contract_path().read_text())["schema"])
     assert f"{table}_key_missing" in {r.id for r in rules if r.table == table and r.column == INPUT_PORTS[table].key}
-
-
-def test_a_quarantine_that_cannot_be_written_is_logged_and_never_raised(spark, caplog):
-    """Evidence only: the build's outcome does not depend on it."""
-    provider = load_provider_contract(provider_contract_path())
-    raw = {"asset": raw_frame(spark, "asset", {"asset_id": None})}
-    nowhere = OutputLocation(TableName("no_such_catalog", "s", "customer_activity"))
-
-    input_contract.quarantine(spark, nowhere, raw, provider, "run-1", datetime.now(UTC))
-
-    assert (
-        "the offending raw rows could not be quarantined in no_such_catalog.s_staging.customer_activity_quarantine"
-        in caplog.text
-    )
