@@ -169,31 +169,25 @@ def guard_provider(tmp_path: Path, marketplace, *args: str) -> tuple[Path, subpr
     return clone, result
 
 
-def test_a_published_provider_contract_that_drops_a_column_the_job_reads_fails_the_guard(tmp_path, marketplace):
-    def drop(contract: dict) -> None:
+def test_a_published_provider_contract_that_drops_or_retypes_a_column_the_job_reads_fails_the_guard(
+    tmp_path, marketplace
+):
+    def drop_and_retype(contract: dict) -> None:
         organization = table(contract, "organization")
         organization["properties"] = [p for p in organization["properties"] if p["name"] != "vanity_url"]
+        [version] = [p for p in table(contract, "asset")["properties"] if p["name"] == "version"]
+        version["logicalType"], version["physicalType"] = "string", "string"
 
-    published(marketplace, drop)
+    published(marketplace, drop_and_retype)
     _, result = guard_provider(tmp_path, marketplace)
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "the published contract drops organization.vanity_url, which the job reads" in result.stdout
+    assert "the published contract retypes asset.version, which the job reads" in result.stdout
     assert "vanity_url" in (tmp_path / "summary.md").read_text(), "the changelog belongs in the summary"
     [request] = [r for r in marketplace.server.requests if r.method == "GET"]
     assert request.path == "/api/datacontracts/entropydata-postgres-raw-v1"
     assert request.headers["x-api-key"] == KEY
-
-
-def test_a_retyped_column_the_job_reads_fails_the_guard(tmp_path, marketplace):
-    def retype(contract: dict) -> None:
-        [version] = [p for p in table(contract, "asset")["properties"] if p["name"] == "version"]
-        version["logicalType"], version["physicalType"] = "string", "string"
-
-    published(marketplace, retype)
-    _, result = guard_provider(tmp_path, marketplace)
-    assert result.returncode == 1
-    assert "the published contract retypes asset.version, which the job reads" in result.stdout
 
 
 def test_a_compatible_change_is_reported_and_one_command_refreshes_the_snapshot(tmp_path, marketplace):

@@ -6,11 +6,12 @@ import logging
 from datetime import date
 
 import pytest
+import yaml
 
 from customer_activity.jobs import marketplace as marketplace_module
 from customer_activity.jobs.cli import main
 from customer_activity.jobs.contract import provider_contract_path
-from customer_activity.jobs.errors import EXIT_OK, EXIT_PUBLISH_ERROR, ConfigurationError
+from customer_activity.jobs.errors import EXIT_OK, EXIT_PUBLISH_ERROR, ConfigurationError, PublishError
 from customer_activity.jobs.input_contract import compare_published, load_provider_contract
 from customer_activity.jobs.secrets import Secret
 from customer_activity_testing.http_server import Answer, closed_port_url
@@ -84,12 +85,18 @@ def test_an_active_agreement_on_a_later_page_is_found(marketplace, capsys):
     ]
 
 
-def test_a_failing_marketplace_is_retried_then_named_without_the_key(marketplace, capsys):
-    marketplace.server.answer(Answer(), Answer(), *[Answer(503, f'{{"detail": "down, key {KEY}"}}')] * 4)
-    code, _, err = publish(marketplace, capsys)
-    assert code == EXIT_PUBLISH_ERROR
-    assert f"reading the access agreements of {CONSUMER} failed: the marketplace failed, also after 4 attempts" in err
-    assert "down, key ***" in err
+def test_a_failing_marketplace_is_retried_then_named_without_the_key(marketplace):
+    marketplace.server.answer(*[Answer(503, f'{{"detail": "down, key {KEY}"}}')] * 4)
+    ports = marketplace_module.input_ports(yaml.safe_load(PRODUCT.read_text()))
+    connection = marketplace_module.Connection(marketplace.url, Secret(KEY), backoff_seconds=0.01)
+    with pytest.raises(PublishError) as raised:
+        marketplace_module.check_access(CONSUMER, ports, connection)
+    message = str(raised.value)
+    assert (
+        f"reading the access agreements of {CONSUMER} failed: the marketplace failed, also after 4 attempts" in message
+    )
+    assert "down, key ***" in message
+    assert len(marketplace.server.requests) == 4
 
 
 def test_the_dry_run_names_the_agreements_it_would_check(marketplace, capsys):

@@ -206,6 +206,7 @@ def assert_the_runs_query_shows(spark, output: Path, runs: list[dict]) -> None:
         staged = dict(run["inputs"] or []).values()  # a Delta map, as delta-rs gives it: (key, value) pairs
         assert row["status"] == run["status"]
         assert row["rows_dropped_by_staging"] == sum(t["rows"] - t["rows_after_staging"] for t in staged)
+        assert row["rows_quarantined"] == sum(sum(dict(t["quarantined"] or []).values()) for t in staged)
         assert row["organizations_gone_percent"] == figure(run, "organizations_gone")
         assert row["rows_change_percent"] == figure(run, "rows")
         assert row["assets_change_percent"] == figure(run, "assets_total")
@@ -215,6 +216,7 @@ def assert_the_runs_query_shows(spark, output: Path, runs: list[dict]) -> None:
         assert row["duration_seconds"] == pytest.approx((finished - started).total_seconds(), abs=0.06)
     assert shown[1]["organizations_gone_percent"] > 5
     assert shown[0]["rows_dropped_by_staging"] > 0
+    assert shown[0]["rows_quarantined"] > 0
 
 
 def test_a_run_history_that_cannot_be_written_is_logged_and_the_run_stands(caplog):
