@@ -146,6 +146,23 @@ def read_columns() -> dict[str, set[str]]:
     return {table: set(port.required_columns) for table, port in INPUT_PORTS.items()}
 
 
+def refused_by_the_build(contract_file: Path) -> list[str]:
+    """What a build would refuse in this contract before reading anything (keys, timestamps, types)."""
+    from customer_activity.jobs import errors, input_contract, inputs  # noqa: PLC0415 - as read_columns
+
+    try:
+        inputs.check_ports(input_contract.load_provider_contract(contract_file))
+    except errors.InputError as error:
+        return [line.strip().removeprefix("- ") for line in str(error).splitlines()[1:]]
+    return []
+
+
+def provider_side(contract: dict[str, Any]) -> dict[str, Any]:
+    """The contract without the servers this product adds to its snapshot (the local sample's)."""
+    servers = [s for s in contract.get("servers") or [] if s.get("type") != "local"]
+    return {**contract, "servers": servers}
+
+
 def columns(contract: dict[str, Any]) -> dict[tuple[str, str], tuple[object, object]]:
     """(table, column) -> (logicalType, physicalType) of an ODCS document."""
     return {
@@ -182,9 +199,11 @@ def drift(path: str, scratch: Path) -> Verdict:
                     f"the published contract retypes {table}.{name}, which the job reads: "
                     f"{before.get((table, name))} -> {after[(table, name)]} (logical, physical type)"
                 )
+    if not verdict.problems:
+        verdict.problems += [f"a build would refuse it: {p}" for p in refused_by_the_build(published_file)]
     if verdict.problems:
         verdict.problems.append("adapt the job to the provider's change before refreshing the snapshot")
-    elif published != snapshot:
+    elif provider_side(published) != provider_side(snapshot):
         verdict.notes.append(
             f"the published contract (version {published.get('version')}) differs from the snapshot "
             f"(version {snapshot.get('version')}) compatibly: refresh it with `python .ci/contract_guard.py --refresh`"

@@ -1,11 +1,12 @@
 """The build job: input ports -> staging -> intermediate -> output port, guarded by the contract.
 
 Order of events, each step only after the previous one succeeded:
-1. read the contract and derive the output schema from it;
+1. read the contract and derive the output schema from it; read the provider's contract and
+   hold the input ports to it (warning where the marketplace publishes another version);
 2. read and check every input table (missing tables or columns stop the run here);
-3. build the candidate and write it to a staging location, counting the raw rows that break
-   the provider's row rules: they are quarantined, and beyond its tolerances the run stops
-   here (see `input_contract`);
+3. build the candidate and write it to a staging location while the raw rows that break the
+   provider's row rules are quarantined beside it; beyond its tolerances the run stops here
+   (see `input_contract`);
 4. audit the staged candidate against the contract;
 5. compare it with the published table (the change gate, see `change`);
 6. publish it in one atomic step.

@@ -27,13 +27,18 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from customer_activity.jobs.catalog import TableName
-from customer_activity.jobs.errors import InputError, first_line
+from customer_activity.jobs.errors import CustomerActivityError, InputError, first_line
 from customer_activity.jobs.publishing import TABLE_FORMAT, OutputLocation
 from customer_activity.jobs.report import TableReport
 from customer_activity.jobs.secrets import Secret
 from customer_activity.transforms.input_ports import DLT_ID, DLT_LOAD_ID
 
 logger = logging.getLogger(__name__)
+
+
+class QuarantineError(CustomerActivityError):
+    """The offending raw rows could not be quarantined (exit code 1, as any failure of the job's own)."""
+
 
 QUARANTINE_TABLE = "customer_activity_quarantine"
 
@@ -47,9 +52,11 @@ class RowRule:
     column: str
     # None: the value must be present; else the present value must match this regular expression.
     pattern: str | None
-    # At most this many offending rows, in percent of the table's rows where `percent`.
+    # At most this many offending rows (fewer than this many where `strict`), in percent of the
+    # table's rows where `percent`.
     limit: float
     percent: bool
+    strict: bool = False
 
     @property
     def condition(self) -> str:
@@ -64,10 +71,14 @@ class RowRule:
         return text.isNotNull() & ~text.rlike(self.pattern)
 
     def exceeded(self, offending: int, rows: int) -> bool:
-        return (100.0 * offending / rows if self.percent else offending) > self.limit if rows else False
+        if not rows:
+            return False
+        measured = 100.0 * offending / rows if self.percent else offending
+        return measured >= self.limit if self.strict else measured > self.limit
 
     def tolerance(self) -> str:
-        return f"{self.limit:g} %" if self.percent else f"{self.limit:g} rows"
+        bound = "fewer than " if self.strict else ""
+        return bound + (f"{self.limit:g} %" if self.percent else f"{self.limit:g} rows")
 
 
 def row_rules(schema: list[dict[str, object]]) -> tuple[RowRule, ...]:
@@ -90,19 +101,17 @@ def row_rules(schema: list[dict[str, object]]) -> tuple[RowRule, ...]:
                             pattern=pattern if quality["metric"] == "invalidValues" else None,
                             limit=_limit(quality),
                             percent=quality.get("unit") == "percent",
+                            strict=quality.get("mustBeLessThan") is not None,
                         )
                     )
     return tuple(rules)
 
 
 def _limit(quality: Mapping[str, object]) -> float:
-    for bound in ("mustBeLessOrEqualTo", "mustBe"):
+    # mustBe is read as an upper bound too: of offending rows, "must be 0" is what it says.
+    for bound in ("mustBeLessOrEqualTo", "mustBe", "mustBeLessThan"):
         if quality.get(bound) is not None:
             return float(quality[bound])  # type: ignore[arg-type]
-    if quality.get("mustBeLessThan") is not None:
-        # Counts are whole numbers: fewer than n is at most n - 1 rows; a share keeps its bound.
-        less_than = float(quality["mustBeLessThan"])  # type: ignore[arg-type]
-        return less_than if quality.get("unit") == "percent" else less_than - 1
     return 0.0
 
 
@@ -159,6 +168,12 @@ def _custom(schema: dict[str, Any], name: str) -> str | None:
     return str(values[0]) if values else None
 
 
+def applicable(rules: tuple[RowRule, ...], table: str, frame: DataFrame) -> list[RowRule]:
+    """The rules of `table` on columns its raw frame has: a rule on a column the table lacks is the
+    datacontract-cli test's to report, not a reason for the build to fail."""
+    return [rule for rule in rules if rule.table == table and rule.column in frame.columns]
+
+
 def quarantine_table(output: OutputLocation) -> TableName:
     return TableName(output.table.catalog, output.internal_schema, QUARANTINE_TABLE)
 
@@ -180,7 +195,7 @@ def offending_rows(
     """
     parts = []
     for table, frame in raw.items():
-        table_rules = [rule for rule in rules if rule.table == table]
+        table_rules = applicable(rules, table, frame)
         if not table_rules:
             continue
         key, hidden = keys.get(table), withheld.get(table, frozenset())
@@ -243,14 +258,21 @@ def quarantine(
     One pass over the raw tables, whose rows the counts then read back: the few this run
     appended, which Delta finds by its files' statistics on `run_id`.
     """
-    if not any(rule.table in raw for rule in provider.rules):
+    if not any(applicable(provider.rules, table, frame) for table, frame in raw.items()):
         return {}
     table = quarantine_table(output)
-    rows = offending_rows(raw, provider.rules, provider.keys, provider.withheld, run_id, at)
-    output.ensure_internal_schema(spark)
-    rows.write.format(TABLE_FORMAT).mode("append").option("mergeSchema", "true").saveAsTable(table.quoted)
-    counted = spark.read.table(table.quoted).where(F.col("run_id") == run_id).groupBy("source_table", "rule").count()
-    found = {(row["source_table"], row["rule"]): row["count"] for row in counted.collect()}
+    try:
+        rows = offending_rows(raw, provider.rules, provider.keys, provider.withheld, run_id, at)
+        output.ensure_internal_schema(spark)
+        rows.write.format(TABLE_FORMAT).mode("append").option("mergeSchema", "true").saveAsTable(table.quoted)
+        counted = spark.read.table(table.quoted).where(F.col("run_id") == run_id).groupBy("source_table", "rule")
+        found = {(row["source_table"], row["rule"]): row["count"] for row in counted.count().collect()}
+    # Without the quarantine the tolerances cannot be judged: the build stops, saying why.
+    except Exception as error:
+        raise QuarantineError(
+            f"the raw rows breaking the provider's contract could not be quarantined in {table} "
+            f"({type(error).__name__}: {first_line(error)}); nothing was published"
+        ) from error
     quarantined: dict[str, dict[str, int]] = {}
     for rule in provider.rules:  # in the contract's order
         if (rule.table, rule.id) in found:

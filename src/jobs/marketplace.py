@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -164,20 +165,19 @@ def publish(
 
 
 @dataclass(frozen=True)
-class InputPort:
-    """An input port of the ODPS file: the provider's output port it reads, and that port's contract."""
+class ProviderPort:
+    """What an input port of the ODPS file reads: the provider's data product and output port."""
 
     name: str
     data_product_id: str
     output_port_id: str
-    contract_id: str
 
     @property
     def provider(self) -> str:
         return f"{self.data_product_id}/{self.output_port_id}"
 
 
-def input_ports(product: Mapping[str, object]) -> list[InputPort]:
+def input_ports(product: Mapping[str, object]) -> list[ProviderPort]:
     """The ODPS input ports, each naming its provider's data product and output port."""
     ports = []
     for port in product.get("inputPorts") or []:  # type: ignore[attr-defined]
@@ -188,23 +188,21 @@ def input_ports(product: Mapping[str, object]) -> list[InputPort]:
                 f"the data product's input port {port.get('name')} names no provider: "
                 f"customProperties {', '.join(missing)} are missing"
             )
-        ports.append(
-            InputPort(
-                str(port["name"]), str(custom["dataProductId"]), str(custom["outputPortId"]), str(port["contractId"])
-            )
-        )
+        ports.append(ProviderPort(str(port.get("name")), str(custom["dataProductId"]), str(custom["outputPortId"])))
     return ports
 
 
-def _agreement_state(access: Access) -> str:
+def _agreement_state(access: Access, today: date) -> str:
     info = access.info
     status = info.status.value if info.status is not None else "without a status"
-    if status == "approved" and info.startDate is not None:
+    if status == "approved" and info.startDate is not None and info.startDate > today:
         return f"approved, not active (it starts on {info.startDate.isoformat()})"
+    if status == "approved" and info.endDate is not None and info.endDate < today:
+        return f"approved, not active (it ended on {info.endDate.isoformat()})"
     return f"{status}, not active"
 
 
-def check_access(consumer: str, ports: Sequence[InputPort], connection: Connection) -> list[str]:
+def check_access(consumer: str, ports: Sequence[ProviderPort], connection: Connection) -> list[str]:
     """Every input port has an active access agreement for `consumer`; else a PublishError naming each that has not.
 
     Entropy Data's Databricks connector grants the provider's tables only on an active
@@ -235,7 +233,8 @@ def check_access(consumer: str, ports: Sequence[InputPort], connection: Connecti
         if active:
             checked.append(f"input port {port.name}: access agreement {active[0].id} with {port.provider} is active")
         elif matching:
-            states = "; ".join(f"agreement {a.id} is {_agreement_state(a)}" for a in matching)
+            today = datetime.now(UTC).date()
+            states = "; ".join(f"agreement {a.id} is {_agreement_state(a, today)}" for a in matching)
             problems.append(f"input port {port.name} ({port.provider}): {states}")
         else:
             problems.append(
@@ -286,7 +285,7 @@ def publish_product(config: PublishConfig) -> int:
             print(describe(document, host))
             print()
         print(f"GET {host.rstrip('/')}/api/access?consumerDataProductId={_segment(product['id'])}")
-        print("  then: an active access agreement for " + ", ".join(port.provider for port in ports))
+        print("  then: an active access agreement for " + (", ".join(p.provider for p in ports) or "no input port"))
         print(f"Dry run: nothing was sent to {host}.")
         return EXIT_OK
     api_key = api_key_from_environment()

@@ -32,6 +32,7 @@ class LoopbackMarketplace:
         *,
         active: bool = True,
         start: date | None = None,
+        end: date | None = None,
         consumer: str = CONSUMER,
         provider: tuple[str, str] = (PROVIDER, PROVIDER_PORT),
     ) -> str:
@@ -40,6 +41,8 @@ class LoopbackMarketplace:
         info: dict[str, object] = {"purpose": "customer activity", "status": status, "active": active}
         if start is not None:
             info["startDate"] = start.isoformat()
+        if end is not None:
+            info["endDate"] = end.isoformat()
         self.agreements.append(
             {
                 "id": id_,

@@ -209,15 +209,38 @@ def test_a_compatible_change_is_reported_and_one_command_refreshes_the_snapshot(
     assert snapshot["version"] == "1.1.0"
     assert "plan" in {p["name"] for p in table(snapshot, "organization")["properties"]}
     assert [s["server"] for s in snapshot["servers"] if s["type"] == "local"] == ["local"], "the local server stays"
+    git(tmp_path / "again" / "repository", "commit", "--quiet", "-am", "refreshed")
+    again = run_guard(
+        tmp_path / "again" / "repository",
+        tmp_path / "again.md",
+        ENTROPY_DATA_HOST=marketplace.url,
+        ENTROPY_DATA_API_KEY=KEY,
+    )
+    assert "the published contract equals the snapshot" in again.stdout, again.stdout
 
 
-@pytest.mark.parametrize("reachable", [True, False])
-def test_no_key_or_no_marketplace_is_a_warning_not_a_failure(tmp_path, reachable):
+def test_a_published_change_a_build_would_refuse_fails_the_guard(tmp_path, marketplace):
+    """Not a dropped or retyped column, but another key and a timestamp no longer stated as one."""
+
+    def rekey(contract: dict) -> None:
+        table(contract, "asset")["customProperties"] = [{"property": "entityKey", "value": "name"}]
+        [created_at] = [p for p in table(contract, "organization")["properties"] if p["name"] == "created_at"]
+        created_at.pop("logicalTypeOptions")
+
+    published(marketplace, rekey)
+    _, result = guard_provider(tmp_path, marketplace)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "a build would refuse it: asset: the job keys it by asset_id, the contract by name" in result.stdout
+    assert "a build would refuse it: organization: the job parses created_at as timestamps" in result.stdout
+
+
+@pytest.mark.parametrize("has_key", [False, True])
+def test_no_key_or_no_marketplace_is_a_warning_not_a_failure(tmp_path, has_key):
     clone = committed(tmp_path / "repository", GUARD, PROVIDER)
-    env = {} if reachable else {"ENTROPY_DATA_API_KEY": KEY, "ENTROPY_DATA_HOST": closed_port_url()}
+    env = {"ENTROPY_DATA_API_KEY": KEY, "ENTROPY_DATA_HOST": closed_port_url()} if has_key else {}
     result = run_guard(clone, tmp_path / "summary.md", **env)
     assert result.returncode == 0, result.stdout + result.stderr
-    reason = "ENTROPY_DATA_API_KEY is not set" if reachable else "could not be read (URLError"
+    reason = "could not be read (URLError" if has_key else "ENTROPY_DATA_API_KEY is not set"
     assert "::warning::" in result.stdout
     assert reason in result.stdout
     assert KEY not in result.stdout + result.stderr

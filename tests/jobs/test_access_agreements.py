@@ -51,10 +51,12 @@ def test_an_active_agreement_passes(marketplace, capsys):
         ("requested", False, None, "requested, not active"),
         ("rejected", False, None, "rejected, not active"),
         ("approved", False, date(2999, 1, 1), "approved, not active (it starts on 2999-01-01)"),
+        ("approved", False, date(2020, 1, 1), "approved, not active (it ended on 2021-01-01)"),
     ],
 )
 def test_an_agreement_that_is_not_active_fails_naming_its_state(marketplace, capsys, status, active, start, state):
-    agreement = marketplace.agreement(status, active=active, start=start)
+    end = date(2021, 1, 1) if start == date(2020, 1, 1) else None
+    agreement = marketplace.agreement(status, active=active, start=start, end=end)
     code, _, err = publish(marketplace, capsys)
     assert code == EXIT_PUBLISH_ERROR
     assert f"the data product {CONSUMER} lacks an active access agreement for its inputs" in err

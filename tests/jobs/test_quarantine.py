@@ -13,16 +13,21 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 
+from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.contract import provider_contract_path
 from customer_activity.jobs.errors import EXIT_INPUT_ERROR
 from customer_activity.jobs.input_contract import (
     QUARANTINE_TABLE,
+    QuarantineError,
     RowRule,
+    applicable,
     load_provider_contract,
     offending_rows,
+    quarantine,
     row_rules,
 )
 from customer_activity.jobs.local_catalog import STAGING_DIRECTORY
+from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.transforms.input_ports import INPUT_PORTS
 from customer_activity_testing.builders import raw as raw_frame
 from customer_activity_testing.builders import rewrite
@@ -133,6 +138,10 @@ def test_row_rules_read_their_tolerance_as_datacontract_cli_does():
     [count] = rule(metric="nullValues", mustBeLessThan=3)
     assert not count.exceeded(2, 1000)
     assert count.exceeded(3, 1000)
+    [below] = rule(metric="nullValues", mustBeLessThan=5, unit="percent")
+    assert not below.exceeded(4, 100)
+    assert below.exceeded(5, 100)
+    assert below.tolerance() == "fewer than 5 %"
     [nothing] = rule(metric="nullValues")
     assert nothing.exceeded(1, 10**6)
     assert not nothing.exceeded(0, 10)
@@ -157,3 +166,19 @@ def test_an_empty_table_breaks_no_tolerance():
 def test_every_key_the_job_reads_has_a_provider_rule_with_an_id(table):
     rules = row_rules(yaml.safe_load(provider_contract_path().read_text())["schema"])
     assert f"{table}_key_missing" in {r.id for r in rules if r.table == table and r.column == INPUT_PORTS[table].key}
+
+
+def test_a_quarantine_that_cannot_be_written_stops_the_build_saying_why(spark):
+    """Without it the tolerances cannot be judged."""
+    provider = load_provider_contract(provider_contract_path())
+    raw = {"asset": raw_frame(spark, "asset", {"asset_id": None})}
+    nowhere = OutputLocation(TableName("no_such_catalog", "s", "customer_activity"))
+
+    with pytest.raises(QuarantineError, match=r"could not be quarantined in no_such_catalog\.s_staging\."):
+        quarantine(spark, nowhere, raw, provider, "run-1", datetime.now(UTC))
+
+
+def test_rules_on_columns_a_table_lacks_quarantine_nothing(spark):
+    raw = {"asset": raw_frame(spark, "asset", {"asset_id": "a"})}
+    rules = (RowRule("r", "asset", "no_such_column", None, 0, percent=False),)
+    assert applicable(rules, "asset", raw["asset"]) == []

@@ -9,7 +9,8 @@ SELECT
   published_version,
   AGGREGATE(MAP_VALUES(inputs), 0L, (dropped, t) -> dropped + t.rows - t.rows_after_staging) AS rows_dropped_by_staging,
   AGGREGATE(MAP_VALUES(inputs), 0L, (dropped, t) -> dropped + t.null_key_rows_dropped) AS null_key_rows_dropped,
-  -- Raw rows set aside for breaking the provider's row rules (runs before the quarantine count none).
+  -- Raw rows quarantined for breaking the provider's row rules, once per rule a row breaks
+  -- (runs from before the quarantine count none).
   AGGREGATE(MAP_VALUES(inputs), 0L, (n, t) -> n + AGGREGATE(MAP_VALUES(COALESCE(t.quarantined, MAP())), 0L, (m, v) -> m + v)) AS rows_quarantined,
   change.compared_with AS compared_with_version,
   TRY_ELEMENT_AT(FILTER(change.figures, f -> f.name = 'organizations_gone'), 1).percent AS organizations_gone_percent,
