@@ -49,7 +49,7 @@ def events(server, endpoint: str = LINEAGE_ENDPOINT) -> list[dict]:
 
 @pytest.mark.e2e
 def test_a_build_sends_entropy_data_start_then_complete_with_the_key_and_never_shows_it(
-    sample_source, tmp_path, marketplace, monkeypatch, caplog, capsys
+    sample_source, output_copy, marketplace, monkeypatch, caplog, capsys
 ):
     """What the Databricks job does, with the key from the environment instead of the secret scope.
 
@@ -61,7 +61,8 @@ def test_a_build_sends_entropy_data_start_then_complete_with_the_key_and_never_s
     marketplace.documents[f"/api/datacontracts/{provider['id']}"] = {**provider, "version": "1.1.0"}
 
     assert (
-        build(sample_source, tmp_path, "--lineage", "entropy-data", "--entropy-data-host", marketplace.url) == EXIT_OK
+        build(sample_source, output_copy, "--lineage", "entropy-data", "--entropy-data-host", marketplace.url)
+        == EXIT_OK
     )
 
     [asked] = [r for r in marketplace.server.requests if r.method == "GET"]
@@ -80,14 +81,14 @@ def test_a_build_sends_entropy_data_start_then_complete_with_the_key_and_never_s
     assert sorted(d["name"].rsplit(".", 1)[1] for d in complete["inputs"]) == sorted(INPUT_PORTS)
     assert {d["namespace"] for d in complete["inputs"]} == {"databricks"}
     [output] = complete["outputs"]
-    assert output["name"] == f"spark_catalog.{local_catalog.schema_name('output', tmp_path)}.customer_activity"
+    assert output["name"] == f"spark_catalog.{local_catalog.schema_name('output', output_copy)}.customer_activity"
 
     contract = load_contract()
     fields = output["facets"]["schema"]["fields"]
     assert [(f["name"], f["type"]) for f in fields] == [
         (f.name, f.dataType.simpleString().upper()) for f in contract.spark_schema.fields
     ]
-    report = run_report(tmp_path)
+    report = run_report(output_copy)
     assert output["outputFacets"]["outputStatistics"]["rowCount"] == report["output_rows"]
     assertions = output["facets"]["dataQualityAssertions"]["assertions"]
     assert [(a["assertion"], a["success"]) for a in assertions] == [(c["name"], c["passed"]) for c in report["checks"]]
@@ -104,7 +105,7 @@ def test_a_build_sends_entropy_data_start_then_complete_with_the_key_and_never_s
         parsed = OpenLineageRunEvent.model_validate(event)
         assert parsed.run.facets.entropy_data.dataProductId == "entropydata-customer-activity"
     captured = capsys.readouterr()
-    shown = caplog.text + captured.out + captured.err + (tmp_path / "customer_activity_run_report.json").read_text()
+    shown = caplog.text + captured.out + captured.err + (output_copy / "customer_activity_run_report.json").read_text()
     assert KEY not in shown
     assert "openlineage" in caplog.text.lower(), "the client's own debug log was captured, and it holds no key"
 
