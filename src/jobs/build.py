@@ -324,7 +324,7 @@ def _build(
             for table, broken in quarantined.result().items():
                 report.inputs[table].quarantined = broken
         if any(table.quarantined for table in report.inputs.values()):
-            report.quarantine_table = str(input_contract.quarantine_table(config.output))
+            report.quarantine_table = str(config.output.internal(input_contract.QUARANTINE_TABLE))
             where = f"{report.quarantine_table} (run_id '{config.run_id}')"
             input_contract.check_tolerances(provider, report.inputs, where)
         # The change gate's query runs while the audit runs its own: both are mostly small

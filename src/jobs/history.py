@@ -19,7 +19,6 @@ from typing import Any, Union, cast, get_args, get_origin, get_type_hints
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.publishing import TABLE_FORMAT, OutputLocation
 from customer_activity.jobs.report import RunReport
 
@@ -45,13 +44,9 @@ def spark_type(hint: Any) -> T.DataType:
     return _ATOMIC[hint]
 
 
-def runs_table(output: OutputLocation) -> TableName:
-    return TableName(output.table.catalog, output.internal_schema, RUNS_TABLE)
-
-
 def record(spark: SparkSession, output: OutputLocation, report: RunReport) -> None:
     """Append `report` to the run history; a failure is logged, never raised over the run's own outcome."""
-    table = runs_table(output)
+    table = output.internal(RUNS_TABLE)
     try:
         frame = spark.createDataFrame([asdict(report)], cast(T.StructType, spark_type(RunReport)))
         frame.write.format(TABLE_FORMAT).mode("append").option("mergeSchema", "true").saveAsTable(table.quoted)

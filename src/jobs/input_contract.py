@@ -26,7 +26,6 @@ import yaml
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from customer_activity.jobs.catalog import TableName
 from customer_activity.jobs.errors import CustomerActivityError, InputError, first_line
 from customer_activity.jobs.publishing import TABLE_FORMAT, OutputLocation
 from customer_activity.jobs.report import TableReport
@@ -132,11 +131,17 @@ class ProviderContract:
     # Per table, the column every row of one entity carries (the table's `entityKey`).
     keys: dict[str, str | None]
     rules: tuple[RowRule, ...]
-    # Per table, the columns classified as personal or secret: never copied out of the raw tables.
-    withheld: dict[str, frozenset[str]]
 
     def __str__(self) -> str:
         return f"{self.id} v{self.version}"
+
+    @property
+    def withheld(self) -> dict[str, frozenset[str]]:
+        """Per table, the columns classified as personal or secret: never copied out of the raw tables."""
+        return {
+            table: frozenset(name for name, prop in columns.items() if prop.get("classification") in WITHHELD)
+            for table, columns in self.promised.items()
+        }
 
 
 def load_provider_contract(path: Path) -> ProviderContract:
@@ -146,18 +151,8 @@ def load_provider_contract(path: Path) -> ProviderContract:
         schema = document["schema"]
         promised = {s["name"]: {p["name"]: p for p in s.get("properties") or []} for s in schema}
         keys = {s["name"]: _custom(s, "entityKey") for s in schema}
-        withheld = {
-            s["name"]: frozenset(p["name"] for p in s.get("properties") or [] if p.get("classification") in WITHHELD)
-            for s in schema
-        }
         return ProviderContract(
-            str(document["id"]),
-            str(document.get("version", "")),
-            path,
-            promised,
-            keys,
-            row_rules(schema),
-            withheld,
+            str(document["id"]), str(document.get("version", "")), path, promised, keys, row_rules(schema)
         )
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as error:
         raise InputError(f"the provider's contract {path} cannot be read ({first_line(error)})") from None
@@ -172,10 +167,6 @@ def applicable(rules: tuple[RowRule, ...], table: str, frame: DataFrame) -> list
     """The rules of `table` on columns its raw frame has: a rule on a column the table lacks is the
     datacontract-cli test's to report, not a reason for the build to fail."""
     return [rule for rule in rules if rule.table == table and rule.column in frame.columns]
-
-
-def quarantine_table(output: OutputLocation) -> TableName:
-    return TableName(output.table.catalog, output.internal_schema, QUARANTINE_TABLE)
 
 
 def offending_rows(
@@ -260,7 +251,7 @@ def quarantine(
     """
     if not any(applicable(provider.rules, table, frame) for table, frame in raw.items()):
         return {}
-    table = quarantine_table(output)
+    table = output.internal(QUARANTINE_TABLE)
     try:
         rows = offending_rows(raw, provider.rules, provider.keys, provider.withheld, run_id, at)
         output.ensure_internal_schema(spark)
@@ -309,11 +300,12 @@ def compare_published(provider: ProviderContract, marketplace: tuple[str, Secret
         logger.info("the provider's contract %s was not compared with the published one: no marketplace key", provider)
         return
     # Loaded only here: a build without a marketplace key pays nothing for the API client.
-    from entropy_data_sdk import ApiError, EntropyDataClient  # noqa: PLC0415
+    from entropy_data_sdk import ApiError  # noqa: PLC0415
 
-    host, api_key = marketplace
+    from customer_activity.jobs.marketplace import Connection  # noqa: PLC0415
+
     try:
-        with EntropyDataClient(api_key.reveal(), host, timeout=10.0) as client:
+        with Connection(*marketplace, timeout_seconds=10.0, attempts=1).client() as client:
             published = client.data_contracts.get(provider.id)
     # Whatever keeps the comparison from happening (no answer, a refusal, an answer that is no
     # contract) is worth a warning, never the build.

@@ -142,7 +142,7 @@ def mount_output(spark: SparkSession, directory: Path, now: datetime) -> OutputL
     spark.sql(f"{catalog.create_schema(SESSION_CATALOG, str(output.staging_schema))} LOCATION {staging_location}")
     # Tables this session registered are the build's to drop through the catalog (a notebook's).
     registered = {table.name for table in spark.catalog.listTables(f"{SESSION_CATALOG}.{output.staging_schema}")}
-    for table in (history.runs_table(output), input_contract.quarantine_table(output)):
+    for table in (output.internal(history.RUNS_TABLE), output.internal(input_contract.QUARANTINE_TABLE)):
         path = directory.resolve() / STAGING_DIRECTORY / table.table
         if table.table not in registered and (path / "_delta_log").is_dir():
             # The run history and quarantine of earlier processes: registered where they lie, to

@@ -95,6 +95,10 @@ class OutputLocation:
         if not spark.catalog.databaseExists(f"{self.table.catalog}.{self.internal_schema}"):
             spark.sql(catalog.create_schema(self.table.catalog, self.internal_schema))
 
+    def internal(self, name: str) -> TableName:
+        """The table `name` of the internal schema (the run history, the quarantine)."""
+        return TableName(self.table.catalog, self.internal_schema, name)
+
     def staging(self, run_id: str) -> TableName:
         """Where `run_id` stages its candidate, out of the consumers' sight."""
         return catalog.staging_table(self.table, self.internal_schema, run_id)
