@@ -165,3 +165,21 @@ def test_a_port_the_connector_would_skip_is_caught(breakage, reason):
     breakage(product, contract)
     host = bundle_checks.load(REPOSITORY)["targets"]["prod"]["workspace"]["host"]
     assert str(connector_grant(product, contract, "customer_activity_v1", host)).startswith(reason)
+
+
+# The classifications datacontract-cli treats as sensitive (it leaves their values out of failed samples).
+PERSONAL = {"pii", "personal", "personal_data", "confidential", "restricted", "sensitive", "secret"}
+
+
+def test_the_odps_says_what_the_contract_says_of_personal_data_status_and_environment():
+    product, contract = product_and_contract()
+    [port] = product["outputPorts"]
+    custom = {p["property"]: p["value"] for p in port["customProperties"]}
+    properties = contract["schema"][0]["properties"]
+    personal = [p["name"] for p in properties if p.get("classification") in PERSONAL or "pii" in p.get("tags", [])]
+    assert personal == ["organization_created_by"]
+    assert custom["containsPii"] is bool(personal)
+    assert custom["status"] == contract["status"]
+    server = next(s for s in contract["servers"] if s["server"] == custom["contractServer"])
+    assert custom["environment"] == server["environment"]
+    assert {p["property"]: p["value"] for p in product["customProperties"]}["type"] == "consumer-aligned"
