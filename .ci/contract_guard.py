@@ -9,7 +9,8 @@ datacontract-cli commands a data engineer would type:
    GitHub Actions, to the job summary;
 3. `datacontract breaking BASE_FILE FILE` (consumer perspective): a change that breaks
    consumers (a removed column, a changed type, a looser guarantee) must come with a new
-   major `version`, or the guard fails.
+   major `version`, or the guard fails. So must a changed or removed id of a quality rule
+   or SLA property: the marketplace attaches published test results to rules by these ids.
 A contract that BASE has and this checkout lost breaks its consumers too. A contract new
 in this checkout is only linted.
 
@@ -89,6 +90,15 @@ def major(version: object, where: str) -> int:
     return int(head)
 
 
+def rule_ids(contract: dict[str, Any]) -> set[str]:
+    """The ids of a contract's quality rules and SLA properties."""
+    ids = {sla.get("id") for sla in contract.get("slaProperties") or []}
+    for schema in contract.get("schema") or []:
+        for owner in [schema, *(schema.get("properties") or [])]:
+            ids.update(rule.get("id") for rule in owner.get("quality") or [])
+    return {i for i in ids if i}
+
+
 def guard(path: str, base: str, scratch: Path) -> Verdict:
     verdict = Verdict(path)
     if datacontract("lint", path).returncode != 0:
@@ -101,12 +111,18 @@ def guard(path: str, base: str, scratch: Path) -> Verdict:
     base_file = scratch / Path(path).name
     base_file.write_text(before.stdout)
     verdict.changelog = datacontract("changelog", str(base_file), path).stdout.strip()
-    breaking = datacontract("breaking", str(base_file), path)
-    if breaking.returncode == 0:
+    old, new = yaml.safe_load(before.stdout), yaml.safe_load((ROOT / path).read_text())
+    reasons = []
+    if datacontract("breaking", str(base_file), path).returncode != 0:
+        reasons.append("breaking changes for consumers (see `datacontract breaking` above)")
+    # datacontract-cli reports a changed id as information only; the results published under it lose their rule.
+    lost = sorted(rule_ids(old) - rule_ids(new))
+    if lost:
+        reasons.append(f"ids of quality rules or SLA properties changed or removed ({', '.join(lost)})")
+    if not reasons:
         verdict.notes.append("no change breaks consumers")
         return verdict
-    old_version = yaml.safe_load(before.stdout).get("version")
-    new_version = yaml.safe_load((ROOT / path).read_text()).get("version")
+    old_version, new_version = old.get("version"), new.get("version")
     try:
         bumped = major(new_version, path) > major(old_version, f"{path} at {base}")
     except ValueError as error:
@@ -116,7 +132,7 @@ def guard(path: str, base: str, scratch: Path) -> Verdict:
         verdict.notes.append(f"breaking changes, released as a new major version ({old_version} -> {new_version})")
     else:
         verdict.problems.append(
-            f"breaking changes for consumers (see `datacontract breaking` above) without a new major version "
+            f"{'; '.join(reasons)} without a new major version "
             f"({old_version} -> {new_version}): keep the change compatible, or publish it as a new major version"
         )
     return verdict

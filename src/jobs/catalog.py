@@ -168,11 +168,8 @@ def check_condition(rule: QualityRule) -> str | None:
 
 
 def constraint_name(rule: QualityRule) -> str:
-    """A stable name from the rule's description, prefixed by its column if it lacks it."""
-    text = rule.name.lower()
-    if rule.column and not text.startswith(rule.column.lower()):
-        text = f"{rule.column} {text}"
-    return CONSTRAINT_PREFIX + re.sub(r"[^a-z0-9]+", "_", text).strip("_")[:120]
+    """The rule's stable id, as a constraint name (ids may hold dashes, names may not)."""
+    return CONSTRAINT_PREFIX + re.sub(r"[^a-z0-9]+", "_", rule.id.lower()).strip("_")[:120]
 
 
 @dataclass(frozen=True)
@@ -209,7 +206,8 @@ def check_constraints(contract: OutputContract) -> dict[str, str]:
         name = constraint_name(rule)
         if name in constraints:
             raise ContractDefinitionError(
-                f"two quality rules of the contract would make the constraint {name}: give them different descriptions"
+                f"two quality rules of the contract would make the constraint {name}: give them ids that differ "
+                "in more than case and punctuation"
             )
         constraints[name] = condition
     return constraints

@@ -79,8 +79,13 @@ def row_condition(query: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class QualityRule:
-    """One quality rule of the contract, as the pre-publish audit evaluates it."""
+    """One quality rule of the contract, as the pre-publish audit evaluates it.
 
+    `id` is the rule's stable id: the marketplace attaches each published check to its rule
+    through it, and the catalog names the rule's CHECK constraint after it.
+    """
+
+    id: str
     name: str
     column: str | None
     metric: str
@@ -219,8 +224,13 @@ def _rule(quality: DataQuality, schema_name: str, column: str | None) -> Quality
         metric, query = quality.metric, None
     else:
         raise ContractDefinitionError(f"{where}: rule type {quality.type!r} cannot be checked before publishing")
+    if not quality.id:
+        raise ContractDefinitionError(
+            f"{where}: needs an id, through which published test results name the rule ({quality.description!r})"
+        )
     name = quality.description or quality.name or f"{metric} {comparison} {threshold}"
     return QualityRule(
+        id=quality.id,
         name=name,
         column=column,
         metric=metric,
@@ -229,6 +239,21 @@ def _rule(quality: DataQuality, schema_name: str, column: str | None) -> Quality
         threshold=threshold,
         row_condition=row_condition(query),
     )
+
+
+def _check_ids(path: Path, rules: list[QualityRule], model: OpenDataContractStandard) -> None:
+    """Every SLA property has an id too, and no two rules or properties share one."""
+    slas = model.slaProperties or []
+    missing = [sla.property or "?" for sla in slas if not sla.id]
+    if missing:
+        raise ContractDefinitionError(
+            f"data contract {path}: the SLA properties {', '.join(missing)} need an id, through which published "
+            "test results name them"
+        )
+    ids = [rule.id for rule in rules] + [sla.id for sla in slas if sla.id]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ContractDefinitionError(f"data contract {path}: ids used more than once: {', '.join(repeated)}")
 
 
 def load_contract(path: Path | None = None) -> OutputContract:
@@ -276,6 +301,7 @@ def _load_contract(path: Path, modified_ns: int, size: int) -> OutputContract:
     rules = [_rule(q, OUTPUT_SCHEMA, None) for q in schema_obj.quality or []]
     for name, prop in properties.items():
         rules.extend(_rule(q, OUTPUT_SCHEMA, name) for q in prop.quality or [])
+    _check_ids(path, rules, model)
     return OutputContract(
         path=path,
         id=model.id,

@@ -108,6 +108,21 @@ def test_the_same_change_released_as_a_new_major_version_passes(clone, tmp_path)
     assert f"released as a new major version ({base} -> {major + 1}.0.0)" in result.stdout
 
 
+def test_a_changed_rule_id_under_the_same_major_version_fails_naming_it(clone, tmp_path):
+    """datacontract-cli calls it information; the published results of the old id would lose their rule."""
+    _, major, minor = released()
+    contract = yaml.safe_load((clone / CONTRACT).read_text())
+    rule = contract["schema"][0]["properties"][0]["quality"][0]
+    old_id, rule["id"] = rule["id"], "renamed_rule"
+    contract["version"] = f"{major}.{minor + 1}.0"
+    (clone / CONTRACT).write_text(yaml.safe_dump(contract, sort_keys=False))
+
+    result = run_guard(clone, tmp_path / "summary.md")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"ids of quality rules or SLA properties changed or removed ({old_id}) without a new major" in result.stdout
+
+
 def test_a_contract_that_is_not_valid_odcs_fails_at_lint(clone, tmp_path):
     text = (clone / CONTRACT).read_text().replace("logicalType: timestamp", "logicalType: datetime", 1)
     (clone / CONTRACT).write_text(text)

@@ -105,7 +105,14 @@ def test_a_candidate_with_the_wrong_schema_stops_before_any_data_check(spark, co
 def test_a_rule_that_is_not_a_plain_row_condition_runs_as_its_own_query(spark, contract):
     query = "SELECT COUNT(*) FROM ${model} WHERE length(organization_id) = 0"
     rule = QualityRule(
-        "organization_id is never empty", "organization_id", "sql", query, "mustBe", 0.0, row_condition(query)
+        "organization_id_not_empty",
+        "organization_id is never empty",
+        "organization_id",
+        "sql",
+        query,
+        "mustBe",
+        0.0,
+        row_condition(query),
     )
     assert rule.row_condition is None
     extended = replace(contract, rules=(*contract.rules, rule))

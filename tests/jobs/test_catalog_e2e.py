@@ -187,7 +187,7 @@ def test_delta_rejects_a_violating_row_in_the_catalog_table(built, spark):
     selected = ", ".join("-5 AS assets_total" if name == "assets_total" else name for name in names)
     before = spark.sql(f"DESCRIBE HISTORY {built}").count()
 
-    with pytest.raises(Py4JJavaError, match="CHECK constraint ca_assets_total_is_not_negative "):
+    with pytest.raises(Py4JJavaError, match="CHECK constraint ca_assets_total_not_negative "):
         spark.sql(f"INSERT INTO {built} SELECT {selected} FROM {built} LIMIT 1")
 
     assert spark.sql(f"DESCRIBE HISTORY {built}").count() == before

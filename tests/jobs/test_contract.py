@@ -181,3 +181,41 @@ def test_a_server_is_pointed_elsewhere_without_changing_the_contract():
     assert (original.catalog, original.schema_) != ("dev_catalog", "dev_schema")
     with pytest.raises(ContractDefinitionError, match="has no server named 'nowhere'"):
         contract.for_server("nowhere")
+
+
+def test_rules_keep_the_contracts_ids():
+    document = contract_yaml()
+    [schema] = document["schema"]
+    declared = [q["id"] for q in schema.get("quality", [])]
+    declared += [q["id"] for p in schema["properties"] for q in p.get("quality", [])]
+    assert [rule.id for rule in load_contract().rules] == declared
+
+
+def _without_rule_id(document: dict) -> str:
+    rule = properties(document)[0]["quality"][0]
+    del rule["id"]
+    return rule["description"]
+
+
+def _without_sla_id(document: dict) -> str:
+    del document["slaProperties"][0]["id"]
+    return document["slaProperties"][0]["property"]
+
+
+def _repeated_id(document: dict) -> str:
+    rules = properties(document)[0]["quality"]
+    rules[1]["id"] = rules[0]["id"]
+    return rules[0]["id"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [(_without_rule_id, "needs an id"), (_without_sla_id, "need an id"), (_repeated_id, "ids used more than once")],
+    ids=["rule without id", "SLA property without id", "repeated id"],
+)
+def test_a_rule_or_sla_property_that_published_results_cannot_name_is_refused(tmp_path, change, message):
+    document = contract_yaml()
+    named = change(document)
+    with pytest.raises(ContractDefinitionError, match=message) as refused:
+        load_contract(write(tmp_path, document))
+    assert named in str(refused.value)

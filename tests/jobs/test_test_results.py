@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from customer_activity.jobs.cli import main
-from customer_activity.jobs.contract import default_contract_path
+from customer_activity.jobs.contract import default_contract_path, load_contract
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_OK
 from customer_activity_testing.http_server import Answer
 
@@ -35,7 +35,18 @@ def test_results_are_posted_with_the_key_and_a_refusal_keeps_the_passing_verdict
     body = request.json()
     assert body["dataContractId"] == "entropydata-customer-activity-v1"
     assert body["result"] == "passed"
-    assert body["checks"]
+    # Each check of a rule or service level names it, as the marketplace attaches results to rules.
+    contract = load_contract()
+    rules = {rule.id: rule for rule in contract.rules}
+    slas = {sla.id: sla for sla in contract.model.slaProperties or [] if sla.property in ("freshness", "retention")}
+    attached = {check["qualityReference"]: check for check in body["checks"] if check.get("qualityReference")}
+    assert attached.keys() == rules.keys() | slas.keys()
+    for rule_id, check in attached.items():
+        assert check["qualityId"] == rule_id
+        rule = rules.get(rule_id)
+        if rule is not None and rule.column:
+            assert check["field"] == rule.column, check
+        assert check["result"] == "passed", check
     captured = capsys.readouterr()
     assert "could NOT be published" in captured.err
     assert "storage unavailable" in captured.err
