@@ -21,14 +21,14 @@ from customer_activity.jobs.errors import ConfigurationError, ContractDefinition
 # than backticks: letters, digits and underscores, starting with a letter or an
 # underscore, at most 255 characters (Unity Catalog's limit).
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
-# Principals (groups, users, service principals) may hold e-mail addresses,
-# dashes, dots and spaces; they are quoted with backticks, which they may not hold.
-_PRINCIPAL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+\- ]{0,254}")
 
 STAGING_PREFIX = "_customer_activity_staging_"
 # A staging table's name: the prefix, then the run id, which starts with the run's UTC start.
 _STAGED_RUN = re.compile(re.escape(STAGING_PREFIX) + r"(\d{8}t\d{6}z)_")
 CONSTRAINT_PREFIX = "ca_"
+# The column tags the build set, as `column:tag` pairs: the only ones it ever removes, so that
+# tags others set (a governance team, automatic classification) stay.
+TAGS_PROPERTY = "datacontract.column_tags"
 _CONSTRAINT_PROPERTY = "delta.constraints."
 
 
@@ -39,12 +39,6 @@ def identifier(kind: str, value: str) -> str:
             f"{kind} {value!r} is not a valid name: use letters, digits and underscores, "
             "starting with a letter or an underscore, at most 255 characters"
         )
-    return f"`{value}`"
-
-
-def principal(value: str) -> str:
-    if not _PRINCIPAL.fullmatch(value or ""):
-        raise ConfigurationError(f"principal {value!r} is not a valid user, group or service principal name")
     return f"`{value}`"
 
 
@@ -127,6 +121,7 @@ def table_properties(contract: OutputContract) -> dict[str, str]:
         "datacontract.version": contract.version,
         "dataproduct.id": contract.data_product_id or "",
         "dataproduct.owner": contract.owner,
+        TAGS_PROPERTY: ",".join(sorted(f"{c}:{tag}" for c, tags in contract.column_tags.items() for tag in tags)),
     }
 
 
@@ -244,8 +239,8 @@ def governance(output: TableName, contract: OutputContract, state: TableState) -
     unchanged contract commits nothing but its rows. The rows have passed the audit, which
     checks the same rules, so the constraints added here hold for them. Comments and
     properties follow the contract; NOT NULL and CHECK constraints mirror its required
-    columns and row rules (`relaxations` has removed the ones it no longer has). Grants are
-    apart (`grants`): not every catalog has them.
+    columns and row rules (`relaxations` has removed the ones it no longer has). Column tags
+    are apart (`column_tags`): not every catalog has them.
     """
     table = output.quoted
     statements = []
@@ -274,9 +269,45 @@ def governance(output: TableName, contract: OutputContract, state: TableState) -
     return statements
 
 
-def grants(output: TableName, contract: OutputContract) -> list[str]:
-    """SELECT for the contract's reader roles."""
-    return [f"GRANT SELECT ON TABLE {output.quoted} TO {principal(role)}" for role in contract.reader_roles]
+def read_column_tags(output: TableName) -> str:
+    """The table's column tags as Unity Catalog lists them: column_name, tag_name, tag_value."""
+    tags = f"{identifier('catalog', output.catalog)}.information_schema.column_tags"
+    return (
+        f"SELECT column_name, tag_name, tag_value FROM {tags} "
+        f"WHERE schema_name = {string_literal(output.schema)} AND table_name = {string_literal(output.table)}"
+    )
+
+
+def _tag(name: str, value: str | None) -> str:
+    # A tag without a value is a key-only tag.
+    return string_literal(name) + ("" if value is None else f" = {string_literal(value)}")
+
+
+def column_tags(
+    output: TableName, contract: OutputContract, current: Mapping[str, Mapping[str, str | None]], state: TableState
+) -> list[str]:
+    """The columns tagged as the contract classifies and tags them, changing only what differs from `current`.
+
+    A tag the contract no longer names is removed only if the build set it (TAGS_PROPERTY
+    of the table's `state`, read before this run's governance changed it).
+    """
+    statements = []
+    for column, wanted in contract.column_tags.items():
+        present = current.get(column, {})
+        missing = [_tag(k, v) for k, v in wanted.items() if k not in present or (present[k] or None) != v]
+        if missing:
+            statements.append(_alter_column(output, column, f"SET TAGS ({', '.join(missing)})"))
+    dropped: dict[str, list[str]] = {}
+    for pair in state.properties.get(TAGS_PROPERTY, "").split(","):
+        column, _, tag = pair.partition(":")
+        if tag not in contract.column_tags.get(column, {}) and tag in current.get(column, {}):
+            dropped.setdefault(column, []).append(string_literal(tag))
+    statements.extend(_alter_column(output, c, f"UNSET TAGS ({', '.join(tags)})") for c, tags in dropped.items())
+    return statements
+
+
+def _alter_column(output: TableName, column: str, change: str) -> str:
+    return f"ALTER TABLE {output.quoted} ALTER COLUMN {identifier('column', column)} {change}"
 
 
 def drop_table(table: TableName) -> str:

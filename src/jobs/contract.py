@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 import sqlglot
-from open_data_contract_standard.model import DataQuality, OpenDataContractStandard, Team, TeamMember
+from open_data_contract_standard.model import DataQuality, OpenDataContractStandard, SchemaProperty, Team, TeamMember
 from pyspark.sql import types as T
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
@@ -139,7 +139,7 @@ class OutputContract:
     table_description: str
     column_descriptions: dict[str, str]
     owner: str
-    reader_roles: tuple[str, ...]
+    column_tags: dict[str, dict[str, str | None]]
     model: OpenDataContractStandard
 
     def schema_differences(self, actual: T.StructType) -> list[str]:
@@ -241,6 +241,12 @@ def _rule(quality: DataQuality, schema_name: str, column: str | None) -> Quality
     )
 
 
+def _column_tags(prop: SchemaProperty) -> dict[str, str | None]:
+    """A column's catalog tags: its classification as `classification`, its tags as key-only tags (None)."""
+    tags: dict[str, str | None] = {"classification": prop.classification} if prop.classification else {}
+    return tags | dict.fromkeys(prop.tags or [])
+
+
 def _check_ids(path: Path, rules: list[QualityRule], model: OpenDataContractStandard) -> None:
     """Every SLA property has an id too, and no two rules or properties share one."""
     slas = model.slaProperties or []
@@ -315,6 +321,6 @@ def _load_contract(path: Path, modified_ns: int, size: int) -> OutputContract:
         table_description=_one_line(schema_obj.description or (model.description.purpose if model.description else "")),
         column_descriptions={name: _one_line(p.description) for name, p in properties.items() if p.description},
         owner=_owner(model.team),
-        reader_roles=tuple(r.role for r in model.roles or [] if r.role and r.access in (None, "read")),
+        column_tags={name: tags for name, p in properties.items() if (tags := _column_tags(p))},
         model=model,
     )

@@ -96,8 +96,15 @@ def verify_server(
     if results and results.host:
         config = {**(config or {}), "ENTROPY_DATA_HOST": results.host}
     with _quiet_catalog_fallbacks(local=location is not None and location[0].lower() == SESSION_CATALOG):
+        # Failed samples show the marketplace which organisations broke a rule; datacontract-cli
+        # leaves out the columns the contract classifies as personal (or secret).
         run = DataContract(
-            data_contract=model, spark=spark, server=server, publish_test_results=results is not None, config=config
+            data_contract=model,
+            spark=spark,
+            server=server,
+            publish_test_results=results is not None,
+            config=config,
+            include_failed_samples=True,
         ).test()
     logger.info("contract test on server %s: %s", server, run.result)
     return run

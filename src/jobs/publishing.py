@@ -6,7 +6,7 @@ catalog locally (the command line mounts a local directory there). One path for 
    consumer can see it, and read back from there for the audit;
 2. once the audit has passed it, the output table is created if needed and brought in
    line with the contract (comments, properties, NOT NULL and CHECK constraints, and
-   grants where the catalog has them), a new table before its first rows;
+   column tags where the catalog has them), a new table before its first rows;
 3. its rows are replaced by one INSERT OVERWRITE, a single Delta transaction that the
    constraints check: readers see the old version or the new one, never a mix, and the
    old one stays readable by time travel (and `restore` brings it back).
@@ -19,14 +19,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pyspark.errors import ParseException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from customer_activity.jobs import catalog
 from customer_activity.jobs.catalog import TableName, TableState
 from customer_activity.jobs.contract import OutputContract
-from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError, OutputBusyError, first_line
+from customer_activity.jobs.errors import ConfigurationError, ContractDefinitionError, OutputBusyError
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +203,8 @@ class StagingArea:
             before, after = (governance, []) if not existed else ([], governance)
             for statement in catalog.relaxations(target, contract, state) + before:
                 self._spark.sql(statement)
+            # Before the rows, on a new table too: nobody reads its personal data untagged.
+            _tag_columns(self._spark, target, contract, state)
             # As late as possible: a commit after this one is Delta's own conflict check's.
             self._refuse_rows_changed_since(target, started_from)
             self._spark.sql(catalog.replace_rows(target, self.table.quoted, contract))
@@ -222,7 +223,6 @@ class StagingArea:
         logger.info("published %s as Delta version %d", target, version)
         for statement in after:
             self._spark.sql(statement)
-        _grant(self._spark, target, contract)
         return version
 
     def _nobody_published(self, target: TableName) -> bool:
@@ -254,25 +254,23 @@ def _exists(spark: SparkSession, table: TableName) -> bool:
     return bool(spark.catalog.tableExists(str(table)))
 
 
-def _grant(spark: SparkSession, target: TableName, contract: OutputContract) -> None:
-    """Grant the contract's readers SELECT where the table's catalog has grants (Unity Catalog)."""
-    statements = catalog.grants(target, contract)
-    if not statements:
-        return
-    # The catalog is asked, not the environment: Unity Catalog answers SHOW GRANTS, on
-    # Databricks and from Databricks Connect alike; Spark's own parser has no such statement.
-    # Any other failure (no privilege, a lost connection) is the build's, as a failed GRANT is.
-    try:
-        spark.sql(f"SHOW GRANTS ON TABLE {target.quoted}")
-    except ParseException as error:
+def _tag_columns(spark: SparkSession, target: TableName, contract: OutputContract, state: TableState) -> None:
+    """Tag the columns as the contract classifies them where the catalog has tags (Unity Catalog)."""
+    # The catalog is asked, not the environment: a Unity Catalog catalog lists its tags in its
+    # information_schema, on Databricks and from Databricks Connect alike; Spark's own has none.
+    # Any other failure (no privilege, a lost connection) is the build's, as a failed tag is.
+    if not spark.catalog.databaseExists(f"{target.catalog}.information_schema"):
         logger.info(
-            "grants skipped: the catalog %s has none (%s); in Unity Catalog they run: %s",
+            "column tags skipped: the catalog %s has no information_schema, where Unity Catalog lists them; "
+            "in Unity Catalog they run: %s",
             target.catalog,
-            first_line(error),
-            "; ".join(statements),
+            "; ".join(catalog.column_tags(target, contract, {}, state)),
         )
         return
-    for statement in statements:
+    current: dict[str, dict[str, str | None]] = {}
+    for row in spark.sql(catalog.read_column_tags(target)).collect():
+        current.setdefault(row.column_name, {})[row.tag_name] = row.tag_value
+    for statement in catalog.column_tags(target, contract, current, state):
         spark.sql(statement)
 
 

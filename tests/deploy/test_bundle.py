@@ -247,3 +247,20 @@ def test_prod_runs_as_the_data_products_service_principal_the_deploy_names(bundl
     assert "run_as" not in bundle["targets"]["dev"]
     deploy = yaml.safe_load((REPOSITORY / ".github/workflows/data-product.yml").read_text())["jobs"]["deploy"]
     assert deploy["env"]["BUNDLE_VAR_service_principal"] == deploy["env"]["DATABRICKS_CLIENT_ID"]
+
+
+def grant_paths(value: object, path: str = "") -> list[str]:
+    """Where a bundle (or any part of it, targets included) declares Unity Catalog grants."""
+    if isinstance(value, dict):
+        found = [f"{path}/grants"] if "grants" in value else []
+        return found + [p for key, item in value.items() for p in grant_paths(item, f"{path}/{key}")]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in grant_paths(item, f"{path}/{index}")]
+    return []
+
+
+def test_the_bundle_grants_nothing_so_it_never_revokes_the_connectors_grants(bundle, broken):
+    """A bundle's grants are authoritative: any there would remove the access agreements' groups."""
+    assert grant_paths(bundle) == []
+    broken["resources"]["schemas"]["output"]["grants"] = [{"principal": "customer_success", "privileges": ["SELECT"]}]
+    assert grant_paths(broken) == ["/resources/schemas/output/grants"]

@@ -33,7 +33,6 @@ def statements(contract) -> list[str]:
         catalog.create_schema(staged.catalog, staged.schema),
         catalog.create_table(OUTPUT, contract),
         *catalog.governance(OUTPUT, contract, ungoverned(contract)),
-        *catalog.grants(OUTPUT, contract),
         catalog.replace_rows(OUTPUT, staged.quoted, contract),
     ]
 
@@ -88,6 +87,7 @@ def test_table_properties_name_the_contract_the_product_and_the_owner(contract):
         "datacontract.version": "1.1.0",
         "dataproduct.id": "entropydata-customer-activity",
         "dataproduct.owner": "customer-success",
+        catalog.TAGS_PROPERTY: "organization_created_by:classification,organization_created_by:pii",
     }
     assert "'datacontract.id' = 'entropydata-customer-activity-v1'" in catalog.create_table(OUTPUT, contract)
 
@@ -151,13 +151,44 @@ def test_only_a_count_of_rows_under_a_plain_condition_is_a_row_condition(query, 
     assert row_condition(query) == condition
 
 
-def test_the_consumer_role_is_granted_select(contract):
-    assert catalog.grants(OUTPUT, contract) == [f"GRANT SELECT ON TABLE {OUTPUT.quoted} TO `customer_success`"]
+PERSONAL = "organization_created_by"
 
 
-def test_a_role_name_that_could_break_out_of_quotes_is_refused(contract):
-    with pytest.raises(ConfigurationError, match="principal"):
-        catalog.grants(OUTPUT, replace(contract, reader_roles=("x` TO `everyone",)))
+def tagged(contract, state=None, **current):
+    return catalog.column_tags(OUTPUT, contract, current, state or ungoverned(contract))
+
+
+def test_the_contracts_classification_and_tags_become_column_tags(contract):
+    assert tagged(contract) == [
+        f"ALTER TABLE {OUTPUT.quoted} ALTER COLUMN `{PERSONAL}` SET TAGS ('classification' = 'personal', 'pii')"
+    ]
+    assert catalog.table_properties(contract)[catalog.TAGS_PROPERTY] == f"{PERSONAL}:classification,{PERSONAL}:pii"
+
+
+def test_tags_already_there_are_not_set_again_and_a_changed_value_is(contract):
+    assert tagged(contract, organization_created_by={"classification": "personal", "pii": ""}) == []
+    assert tagged(contract, organization_created_by={"classification": "internal", "pii": None}) == [
+        f"ALTER TABLE {OUTPUT.quoted} ALTER COLUMN `{PERSONAL}` SET TAGS ('classification' = 'personal')"
+    ]
+
+
+def test_a_tag_the_contract_dropped_is_removed_only_if_the_build_had_set_it(contract):
+    """Tags of others (a governance team, automatic classification) stay."""
+    untagged = replace(contract, column_tags={})
+    state = replace(ungoverned(contract), properties=catalog.table_properties(contract))
+    current = {"classification": "personal", "pii": "", "pii_email": ""}
+    assert tagged(untagged, state, organization_created_by=current) == [
+        f"ALTER TABLE {OUTPUT.quoted} ALTER COLUMN `{PERSONAL}` UNSET TAGS ('classification', 'pii')"
+    ]
+    assert tagged(untagged, ungoverned(contract), organization_created_by=current) == []
+
+
+def test_tag_values_and_column_names_stay_inside_their_quotes(contract):
+    hostile = replace(contract, column_tags={PERSONAL: {"owner": "it's') ; DROP TABLE x; --"}})
+    [statement] = tagged(hostile)
+    assert statement.endswith("SET TAGS ('owner' = 'it\\'s\\') ; DROP TABLE x; --')")
+    with pytest.raises(ConfigurationError, match="column"):
+        tagged(replace(contract, column_tags={"x` SET TAGS": {"pii": None}}))
 
 
 def test_descriptions_with_quotes_stay_inside_their_literal(contract):

@@ -4,7 +4,7 @@ The raw tables are tables of a schema, the output is a managed Delta table of an
 `build --catalog ...` reads, audits, stages in a third schema, governs and publishes;
 the governance is read back, Delta rejects a violating row, `restore` brings back the
 previous version, and `test-contract --server production` tests the table with
-datacontract-cli through the catalog. Only GRANT does not run: Spark's catalog has none.
+datacontract-cli through the catalog. Only the column tags do not run: Spark's catalog has none.
 """
 
 from __future__ import annotations
@@ -144,8 +144,6 @@ DOCUMENTED = {
     r"INSERT OVERWRITE TABLE \S+ \(": "dml-insert-into",
     r"(DESCRIBE HISTORY|DESCRIBE TABLE EXTENDED|SHOW TBLPROPERTIES) \S+( LIMIT 1)?$": "aux-describe-table",
     r"DROP TABLE IF EXISTS \S+$": "ddl-drop-table",
-    r"GRANT SELECT ON TABLE \S+ TO `": "aux-grant",
-    r"SHOW GRANTS ON TABLE \S+$": "aux-show-grant",
     r"SELECT ": "qry-select",
 }
 

@@ -25,7 +25,7 @@ NOISE = (
     "To adjust logging level",
     "NativeCodeLoader",
     "Truncated the string representation of a plan",
-    "grants skipped",
+    "column tags skipped",
 )
 STEPS = (
     "starting Spark",

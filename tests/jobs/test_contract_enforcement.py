@@ -54,6 +54,7 @@ def test_changing_a_type_in_the_contract_fails_the_build_and_names_both_types(
 def test_data_breaking_a_quality_rule_is_not_published(sample_source, output_copy, tmp_path, capsys):
     """The data, not the schema, breaks the contract: a rule no real customer base meets."""
     rule = {
+        "id": "at_most_two_assets",
         "type": "sql",
         "description": "no organisation has more than two assets",
         "query": "SELECT COUNT(*) FROM ${model} WHERE assets_total > 2",

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from py4j.protocol import Py4JJavaError
-from pyspark.errors import ParseException
 
 from customer_activity.jobs import catalog, local_catalog, publishing
 from customer_activity.jobs.cli import main
@@ -75,7 +75,7 @@ def test_the_published_table_carries_the_contracts_governance(published_output, 
 @pytest.mark.parametrize(
     ("column", "value", "broken"),
     [
-        ("users_total", "-1", "ca_users_total_is_not_negative"),
+        ("assets_total", "-1", "ca_assets_total_not_negative"),
         ("users_added_30d", "users_total + 1", "ca_users_added_30d_within_users_total"),
         ("organization_id", "CAST(NULL AS STRING)", "organization_id"),
     ],
@@ -115,10 +115,11 @@ def test_a_rebuild_commits_one_version_and_the_previous_stays_readable_then_rest
     assert spark.catalog.tableExists(running)
     spark.sql(f"DROP TABLE {running}")
     assert f"dropped candidates of builds that did not finish: {dead}" in caplog.text
-    # Said, not warned: nobody can act on a local catalog's lack of GRANT.
-    [skipped] = [r for r in caplog.records if r.getMessage().startswith("grants skipped: the catalog spark_catalog")]
+    # Said, not warned: nobody can act on a local catalog's lack of tags.
+    skipped_tags = "column tags skipped: the catalog spark_catalog"
+    [skipped] = [r for r in caplog.records if r.getMessage().startswith(skipped_tags)]
     assert skipped.levelno == logging.INFO
-    assert "GRANT SELECT ON TABLE" in skipped.getMessage()
+    assert "SET TAGS ('classification' = 'personal', 'pii')" in skipped.getMessage()
     second_version = delta_table(output_copy).version()
     assert second_version == first_version + 1, "an unchanged contract commits the rows only"
     assert run_report(output_copy)["published_version"] == second_version
@@ -235,51 +236,68 @@ def test_a_concurrent_commit_is_told_apart_from_other_failures():
     assert not publishing._concurrent_commit(OSError("disk full"))
 
 
-class RecordingSession:
-    """Stands in for a session against Unity Catalog: records the statements it is sent."""
+class UnityCatalogSession:
+    """Stands in for a session against Unity Catalog: records the statements it is sent and
+    answers the query of column tags with `tags` (column_name, tag_name, tag_value rows)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *tags: tuple[str, str, str | None], information_schema: bool = True) -> None:
         self.statements: list[str] = []
+        self.catalog = SimpleNamespace(databaseExists=lambda name: information_schema)
+        self._rows = [SimpleNamespace(column_name=c, tag_name=t, tag_value=v) for c, t, v in tags]
 
-    def sql(self, statement: str) -> None:
+    def sql(self, statement: str) -> SimpleNamespace:
         self.statements.append(statement)
+        return SimpleNamespace(collect=lambda: self._rows)
 
 
-class GrantlessSession(RecordingSession):
-    """A catalog without grants: it does not know SHOW GRANTS (as Spark's own parser does not)."""
-
-    def sql(self, statement: str) -> None:
-        if statement.startswith("SHOW GRANTS"):
-            raise ParseException(message="[PARSE_SYNTAX_ERROR] Syntax error at or near 'GRANTS'")
-        super().sql(statement)
+def untagged_state(contract) -> catalog.TableState:
+    return catalog.TableState(None, {}, {}, frozenset(contract.spark_schema.names))
 
 
 @pytest.mark.parametrize("catalog_name", ["main", "prod_catalog"])
-def test_a_unity_catalog_table_gets_its_grants_also_from_outside_a_databricks_runtime(monkeypatch, catalog_name):
+def test_a_unity_catalog_table_gets_its_column_tags_also_from_outside_a_databricks_runtime(monkeypatch, catalog_name):
     # Databricks Connect runs the job where DATABRICKS_RUNTIME_VERSION is not set.
     monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
-    session = RecordingSession()
+    session = UnityCatalogSession()
     contract = load_contract()
     target = catalog.TableName(catalog_name, "customer_activity", "customer_activity")
 
-    publishing._grant(session, target, contract)
+    publishing._tag_columns(session, target, contract, untagged_state(contract))
 
-    assert session.statements == [f"SHOW GRANTS ON TABLE {target.quoted}", *catalog.grants(target, contract)]
-    assert len(session.statements) > 1, "the contract names reader roles"
+    tags = catalog.column_tags(target, contract, {}, untagged_state(contract))
+    assert session.statements == [catalog.read_column_tags(target), *tags]
+    assert tags, "the contract classifies a column"
 
 
-def test_a_catalog_without_grants_gets_none_and_says_why(caplog):
-    session = GrantlessSession()
+def test_column_tags_already_in_place_are_left_alone():
+    contract = load_contract()
+    session = UnityCatalogSession(
+        ("organization_created_by", "classification", "personal"), ("organization_created_by", "pii", "")
+    )
+    target = catalog.TableName("main", "out", "customer_activity")
+    publishing._tag_columns(session, target, contract, untagged_state(contract))
+    assert session.statements == [catalog.read_column_tags(target)]
+
+
+def test_a_catalog_without_tags_gets_none_and_says_why_and_what_unity_catalog_would_run(caplog):
+    session = UnityCatalogSession(information_schema=False)
+    contract = load_contract()
     with caplog.at_level(logging.INFO, logger="customer_activity.jobs.publishing"):
-        publishing._grant(session, catalog.TableName("spark_catalog", "out", "customer_activity"), load_contract())
+        publishing._tag_columns(
+            session, catalog.TableName("spark_catalog", "out", "customer_activity"), contract, untagged_state(contract)
+        )
     assert session.statements == []
-    assert "grants skipped: the catalog spark_catalog has none ([PARSE_SYNTAX_ERROR]" in caplog.text
+    assert "column tags skipped: the catalog spark_catalog has no information_schema" in caplog.text
+    assert "ALTER COLUMN `organization_created_by` SET TAGS ('classification' = 'personal', 'pii')" in caplog.text
 
 
-def test_a_catalog_that_fails_to_answer_fails_the_grant_step_rather_than_skipping_it():
-    class Unreachable(RecordingSession):
-        def sql(self, statement: str) -> None:
+def test_a_catalog_that_fails_to_answer_fails_the_tag_step_rather_than_skipping_it():
+    class Unreachable(UnityCatalogSession):
+        def sql(self, statement: str) -> SimpleNamespace:
             raise ConnectionError("the workspace went away")
 
+    contract = load_contract()
     with pytest.raises(ConnectionError):
-        publishing._grant(Unreachable(), catalog.TableName("main", "out", "customer_activity"), load_contract())
+        publishing._tag_columns(
+            Unreachable(), catalog.TableName("main", "out", "customer_activity"), contract, untagged_state(contract)
+        )

@@ -92,3 +92,48 @@ def test_a_directory_with_a_single_quote_is_tested_like_any_other(published_outp
     shutil.copytree(published_output, quoted)
     assert main(["test-contract", "--output-dir", str(quoted)]) == EXIT_OK
     assert f"Contract test of {quoted / 'customer_activity'}" in capsys.readouterr().out
+
+
+def _no_duplicates(column: str) -> list[dict]:
+    return [
+        {
+            "id": f"{column}_unique",
+            "type": "library",
+            "metric": "duplicateValues",
+            "mustBe": 0,
+            "description": f"No two rows share a {column}.",
+        }
+    ]
+
+
+def test_a_failed_check_on_personal_data_shows_no_address_in_the_output_or_the_published_results(
+    published_output, spark, tmp_path, http_server, monkeypatch, capsys, caplog
+):
+    monkeypatch.setenv("ENTROPY_DATA_API_KEY", KEY)
+    monkeypatch.setenv("ENTROPY_DATA_HOST", http_server.url)
+    contract = yaml.safe_load(default_contract_path().read_text())
+    properties = {p["name"]: p for p in contract["schema"][0]["properties"]}
+    # Some people open several organisations, and many organisations share a platform: both rules
+    # fail; the platform's, on a column that is not personal, shows that samples are published.
+    for column in ("organization_created_by", "data_platform"):
+        properties[column]["quality"] = _no_duplicates(column)
+    broken = tmp_path / "contract.odcs.yaml"
+    broken.write_text(yaml.safe_dump(contract, sort_keys=False))
+    table = spark.read.format("delta").load(str(published_output / "customer_activity"))
+    addresses = {r.organization_created_by for r in table.select("organization_created_by").collect()} - {None}
+    platforms = {r.data_platform for r in table.select("data_platform").collect()} - {None}
+    assert addresses
+    assert all("@" in address for address in addresses)
+
+    with caplog.at_level(logging.DEBUG):
+        command = ["test-contract", "--output-dir", str(published_output), "--contract", str(broken)]
+        assert main(command) == EXIT_CONTRACT_VIOLATION
+
+    [request] = http_server.requests
+    checks = {c.get("qualityReference"): c for c in request.json()["checks"]}
+    personal, control = checks["organization_created_by_unique"], checks["data_platform_unique"]
+    assert (personal["result"], control["result"]) == ("failed", "failed")
+    assert any(p in sample for sample in control["failedSamples"] for p in platforms), "samples are published"
+    captured = capsys.readouterr()
+    seen = request.body.decode() + captured.out + captured.err + caplog.text
+    assert [address for address in addresses if address in seen] == []

@@ -212,7 +212,7 @@ def generate(
     for part, start in enumerate(starts):
         tables = _tables()
         for index, organization_id in enumerate(organization_ids[start : start + CHUNK_ORGANIZATIONS], start):
-            _organization(gen, tables["organization"], organization_id, index)
+            _organization(gen, tables["organization"], organization_id, index, users)
             for _ in range(children):
                 _members(gen, tables["organization_member"], organization_id, users)
                 contracts = _contracts(gen, tables["data_contract"], organization_id)
@@ -232,13 +232,16 @@ def generate(
     return counts
 
 
-def _organization(gen: _Generator, table: _Table, organization_id: str, index: int) -> None:
+def _organization(gen: _Generator, table: _Table, organization_id: str, index: int, users: list[str]) -> None:
     created = gen.instant(900)
+    # The e-mail address of one of the platform's users, as the operational database keeps it
+    # (personal data); some people open several organisations.
+    creator = f"user-{gen.rng.choice(users)[:8]}@customer.example"
     for number, bookkeeping in enumerate(gen.versions()):
         table.append(
             organization_id=organization_id,
             vanity_url=f"org-{index}-v{number}",
-            created_by=gen.uid(),
+            created_by=creator,
             created_at=gen.as_string(created),
             **bookkeeping,
         )
