@@ -15,7 +15,7 @@ import pytest
 import yaml
 from datacontract.data_contract import DataContract
 
-from customer_activity.jobs.contract import default_contract_path
+from customer_activity.jobs.contract import default_contract_path, load_contract
 from customer_activity.transforms.input_ports import INPUT_PORTS
 from customer_activity_testing import bundle_checks
 from customer_activity_testing.paths import REPOSITORY, SCHEMAS
@@ -183,3 +183,14 @@ def test_the_odps_says_what_the_contract_says_of_personal_data_status_and_enviro
     server = next(s for s in contract["servers"] if s["server"] == custom["contractServer"])
     assert custom["environment"] == server["environment"]
     assert {p["property"]: p["value"] for p in product["customProperties"]}["type"] == "consumer-aligned"
+
+
+def test_every_column_the_lineage_names_is_one_the_providers_contract_promises():
+    contract = load_contract()
+    promised = {
+        (schema["name"], p["name"])
+        for schema in yaml.safe_load(PROVIDER_CONTRACT.read_text())["schema"]
+        for p in schema["properties"]
+    }
+    named = {*contract.indirect_sources, *(pair for s in contract.column_sources.values() for pair in s.columns)}
+    assert named - promised == set()

@@ -15,7 +15,15 @@ from importlib import resources
 from pathlib import Path
 
 import sqlglot
-from open_data_contract_standard.model import DataQuality, OpenDataContractStandard, SchemaProperty, Team, TeamMember
+from open_data_contract_standard.model import (
+    CustomProperty,
+    DataQuality,
+    OpenDataContractStandard,
+    SchemaObject,
+    SchemaProperty,
+    Team,
+    TeamMember,
+)
 from pyspark.sql import types as T
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
@@ -41,6 +49,8 @@ _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
 _RANGES = ("mustBeBetween", "mustNotBeBetween")
 OPERATORS = (*_COMPARISONS, *_RANGES)
 LIBRARY_METRICS = ("rowCount", "nullValues", "duplicateValues")
+# How an output column is computed from its direct sources, in OpenLineage's words.
+TRANSFORMATIONS = ("IDENTITY", "TRANSFORMATION", "AGGREGATION")
 
 # Most row rules have this shape: count the rows where a condition holds. When the
 # condition is plain (columns, literals, comparisons, arithmetic, AND/OR/NOT, IS NULL,
@@ -104,6 +114,14 @@ class QualityRule:
         return f"{self.operator} {list(self.threshold) if isinstance(self.threshold, tuple) else self.threshold}"
 
 
+@dataclass(frozen=True)
+class ColumnSources:
+    """Where an output column comes from: the raw (table, column)s its value is computed from, and how."""
+
+    columns: tuple[tuple[str, str], ...]
+    transformation: str
+
+
 def _one_line(text: str | None) -> str:
     """Contract descriptions are folded YAML; catalogs and lineage want them on one line."""
     return " ".join((text or "").split())
@@ -140,6 +158,10 @@ class OutputContract:
     column_descriptions: dict[str, str]
     owner: str
     column_tags: dict[str, dict[str, str | None]]
+    # Column lineage: each column's direct sources, and the raw columns every column depends on
+    # (the keys, versions and join keys that decide which rows there are).
+    column_sources: dict[str, ColumnSources]
+    indirect_sources: tuple[tuple[str, str], ...]
     model: OpenDataContractStandard
 
     def schema_differences(self, actual: T.StructType) -> list[str]:
@@ -247,6 +269,34 @@ def _column_tags(prop: SchemaProperty) -> dict[str, str | None]:
     return tags | dict.fromkeys(prop.tags or [])
 
 
+def _custom(properties: list[CustomProperty] | None, name: str) -> object:
+    return next((p.value for p in properties or [] if p.property == name), None)
+
+
+def _raw_column(text: str, where: str) -> tuple[str, str]:
+    table, dot, column = text.partition(".")
+    if not (dot and table and column):
+        raise ContractDefinitionError(f"{where}: source {text!r} is not <table>.<column> of an input port")
+    return table, column
+
+
+def _column_sources(prop: SchemaProperty, where: str) -> ColumnSources:
+    transformation = _custom(prop.customProperties, "transformationType") or "IDENTITY"
+    if transformation not in TRANSFORMATIONS:
+        raise ContractDefinitionError(
+            f"{where}: transformationType {transformation!r} is none of {', '.join(TRANSFORMATIONS)}"
+        )
+    columns = tuple(_raw_column(text, where) for text in prop.transformSourceObjects or [])
+    return ColumnSources(columns, str(transformation))
+
+
+def _indirect_sources(schema: SchemaObject, path: Path) -> tuple[tuple[str, str], ...]:
+    value = _custom(schema.customProperties, "indirectSourceObjects") or {}
+    if not isinstance(value, dict) or not all(isinstance(c, list) for c in value.values()):
+        raise ContractDefinitionError(f"data contract {path}: indirectSourceObjects maps tables to lists of columns")
+    return tuple((str(table), str(column)) for table, columns in value.items() for column in columns)
+
+
 def _check_ids(path: Path, rules: list[QualityRule], model: OpenDataContractStandard) -> None:
     """Every SLA property has an id too, and no two rules or properties share one."""
     slas = model.slaProperties or []
@@ -322,5 +372,7 @@ def _load_contract(path: Path, modified_ns: int, size: int) -> OutputContract:
         column_descriptions={name: _one_line(p.description) for name, p in properties.items() if p.description},
         owner=_owner(model.team),
         column_tags={name: tags for name, p in properties.items() if (tags := _column_tags(p))},
+        column_sources={name: _column_sources(p, f"data contract {path}: {name}") for name, p in properties.items()},
+        indirect_sources=_indirect_sources(schema_obj, path),
         model=model,
     )

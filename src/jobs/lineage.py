@@ -30,6 +30,7 @@ import yaml
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.generated import (
+    column_lineage_dataset,
     data_quality_assertions_dataset,
     documentation_job,
     error_message_run,
@@ -126,6 +127,7 @@ class Lineage:
         self._client = client
         self.namespace = namespace or os.environ.get("OPENLINEAGE_NAMESPACE") or DEFAULT_NAMESPACE
         self.run_id = str(uuid.uuid4())
+        self.source: InputLocation | None = None
         self.inputs: list[InputDataset] = []
         self.output: OutputDataset | None = None
         # The marketplace the events go to (host and key), which the build also asks for the
@@ -136,7 +138,8 @@ class Lineage:
         """The datasets the run's events name: the build's input and output tables, as
         OpenLineage names catalog tables."""
         namespace = _databricks_namespace()
-        self.inputs = [InputDataset(namespace=namespace, name=str(source.table(table))) for table in INPUT_PORTS]
+        self.source = source
+        self.inputs = input_datasets(source, namespace, None)
         self.output = OutputDataset(namespace=namespace, name=str(output.table))
 
     @classmethod
@@ -207,10 +210,14 @@ class Lineage:
             logger.warning("lineage event %s could not be sent: %s", state.value, error)
 
     def start(self, contract: OutputContract | None, nominal: datetime) -> None:
+        if contract is not None and self.source is not None and self.output is not None:
+            self.inputs = input_datasets(self.source, self.output.namespace, contract)
         self._emit(RunState.START, self._run(contract, nominal))
 
     def complete(self, contract: OutputContract, rows: int | None, checks: Sequence[CheckResult]) -> None:
-        output = output_dataset(self.output, contract, rows, checks) if self.output else None
+        output = None
+        if self.output is not None and self.source is not None:
+            output = output_dataset(self.output, contract, rows, checks, self.source)
         self._emit(RunState.COMPLETE, self._run(contract, None), output)
 
     def fail(self, contract: OutputContract | None, error: str) -> None:
@@ -230,10 +237,67 @@ class Lineage:
                     logger.warning("lineage transport did not close cleanly: %s", error)
 
 
+def columns_read(contract: OutputContract) -> dict[str, list[str]]:
+    """The raw columns the build reads, per table, as the contract's column lineage declares them."""
+    read: dict[str, list[str]] = {}
+    sources = [pair for s in contract.column_sources.values() for pair in s.columns] + list(contract.indirect_sources)
+    for table, column in sources:
+        if column not in read.setdefault(table, []):
+            read[table].append(column)
+    return read
+
+
+def input_datasets(source: InputLocation, namespace: str, contract: OutputContract | None) -> list[InputDataset]:
+    """The raw tables, as OpenLineage names catalog tables; once the contract is read, each with a
+    schema facet of just the columns the build reads of it."""
+    if contract is None:
+        return [InputDataset(namespace=namespace, name=str(source.table(table))) for table in INPUT_PORTS]
+    read = columns_read(contract)
+    return [
+        InputDataset(
+            namespace=namespace,
+            name=str(source.table(table)),
+            facets={
+                "schema": schema_dataset.SchemaDatasetFacet(
+                    fields=[schema_dataset.SchemaDatasetFacetFields(name=column) for column in read.get(table, [])]
+                )
+            },
+        )
+        for table in INPUT_PORTS
+    ]
+
+
+def column_lineage(
+    contract: OutputContract, source: InputLocation, namespace: str
+) -> column_lineage_dataset.ColumnLineageDatasetFacet:
+    """Each output column's raw sources (DIRECT, with how), and those every column depends on (INDIRECT)."""
+
+    def field(table: str, column: str, kind: str, subtype: str) -> column_lineage_dataset.InputField:
+        transformation = column_lineage_dataset.Transformation(type=kind, subtype=subtype)
+        name = str(source.table(table))
+        return column_lineage_dataset.InputField(namespace, name, column, transformations=[transformation])
+
+    fields = {
+        name: column_lineage_dataset.Fields(
+            inputFields=[field(t, c, "DIRECT", sources.transformation) for t, c in sources.columns],
+            transformationDescription=contract.column_descriptions.get(name),
+        )
+        for name, sources in contract.column_sources.items()
+    }
+    # Each takes part in the window that keeps the latest version per key (the key, the version
+    # columns, the others as tie-breakers); the keys also in joins.
+    dataset = [field(t, c, "INDIRECT", "WINDOW") for t, c in contract.indirect_sources]
+    return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields, dataset=dataset)
+
+
 def output_dataset(
-    output: OutputDataset, contract: OutputContract, rows: int | None, checks: Sequence[CheckResult]
+    output: OutputDataset,
+    contract: OutputContract,
+    rows: int | None,
+    checks: Sequence[CheckResult],
+    source: InputLocation,
 ) -> OutputDataset:
-    """The output port with its contract schema, its row count and the pre-publish checks."""
+    """The output port with its contract schema, its column lineage, row count and pre-publish checks."""
     schema = schema_dataset.SchemaDatasetFacet(
         fields=[
             schema_dataset.SchemaDatasetFacetFields(
@@ -256,7 +320,11 @@ def output_dataset(
         # The client types this facet as an input facet, after a spec slip that OpenLineage
         # is undoing (OpenLineage/OpenLineage#1876): assertions describe any dataset, and
         # here they are the output's own pre-publish checks.
-        facets={"schema": schema, "dataQualityAssertions": assertions},  # type: ignore[dict-item]
+        facets={
+            "schema": schema,
+            "columnLineage": column_lineage(contract, source, output.namespace),
+            "dataQualityAssertions": assertions,  # type: ignore[dict-item]
+        },
         outputFacets={
             "outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(rowCount=rows)
         },

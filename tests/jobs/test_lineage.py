@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -13,15 +14,17 @@ from entropy_data_sdk.models import OpenLineageRunEvent
 
 from customer_activity.jobs import local_catalog, secrets
 from customer_activity.jobs.catalog import TableName
-from customer_activity.jobs.contract import load_contract, provider_contract_path
+from customer_activity.jobs.contract import ColumnSources, load_contract, provider_contract_path
 from customer_activity.jobs.errors import EXIT_INPUT_ERROR, EXIT_OK, ConfigurationError
 from customer_activity.jobs.inputs import InputLocation
 from customer_activity.jobs.lineage import DATA_PRODUCT_ID, Lineage, LineageSettings
 from customer_activity.jobs.publishing import OutputLocation
 from customer_activity.jobs.secrets import Secret
+from customer_activity.transforms import output_ports, staging
 from customer_activity.transforms.input_ports import INPUT_PORTS
+from customer_activity_testing import plans
 from customer_activity_testing.http_server import Answer, closed_port_url
-from customer_activity_testing.outputs import build, run_report
+from customer_activity_testing.outputs import AS_OF, build, run_report
 from customer_activity_testing.paths import REPOSITORY
 
 LINEAGE_ENDPOINT = "/api/v1/lineage"
@@ -88,6 +91,27 @@ def test_a_build_sends_entropy_data_start_then_complete_with_the_key_and_never_s
     assert [(f["name"], f["type"]) for f in fields] == [
         (f.name, f.dataType.simpleString().upper()) for f in contract.spark_schema.fields
     ]
+    # Column lineage for every output column, naming the input datasets of the same event.
+    inputs = {d["name"]: d for d in complete["inputs"]}
+    lineage = output["facets"]["columnLineage"]
+    assert sorted(lineage["fields"]) == sorted(contract.spark_schema.names)
+    for name, sources in contract.column_sources.items():
+        declared = [(t, c, sources.transformation) for t, c in sources.columns]
+        sent = lineage["fields"][name]["inputFields"]
+        assert [(f["name"].rsplit(".", 1)[1], f["field"], f["transformations"][0]["subtype"]) for f in sent] == declared
+        assert {(f["namespace"], f["name"]) for f in sent} <= {(d["namespace"], d["name"]) for d in inputs.values()}
+        assert {f["transformations"][0]["type"] for f in sent} <= {"DIRECT"}
+    indirect = [(f["name"].rsplit(".", 1)[1], f["field"], f["transformations"][0]["type"]) for f in lineage["dataset"]]
+    assert indirect == [(t, c, "INDIRECT") for t, c in contract.indirect_sources]
+    # Each input dataset's schema holds just the columns read of it (the plan test holds the declaration true).
+    declared_read = {*contract.indirect_sources, *(p for s in contract.column_sources.values() for p in s.columns)}
+    for name, dataset in inputs.items():
+        table = name.rsplit(".", 1)[1]
+        columns = {f["name"] for f in dataset["facets"]["schema"]["fields"]}
+        assert columns == {c for t, c in declared_read if t == table}, table
+    assert "name" not in {
+        f["name"] for f in inputs[name.rsplit(".", 1)[0] + ".data_product"]["facets"]["schema"]["fields"]
+    }
     report = run_report(output_copy)
     assert output["outputFacets"]["outputStatistics"]["rowCount"] == report["output_rows"]
     assertions = output["facets"]["dataQualityAssertions"]["assertions"]
@@ -248,3 +272,52 @@ def test_in_production_the_input_datasets_are_the_tables_of_the_providers_produc
         (f"databricks://{host}", f"{server['catalog']}.{server['schema']}.{table['physicalName']}")
         for table in provider["schema"]
     }
+
+
+def lineage_disagreements(raw: dict, contract) -> list[str]:
+    """Where the contract's column lineage and the plan computing each output column disagree."""
+    updated_at = datetime.combine(AS_OF, datetime.min.time(), tzinfo=UTC)
+    output = output_ports.customer_activity(staging.stage_all(raw), AS_OF, updated_at, contract.spark_schema)
+    indirect, read_by_any = set(contract.indirect_sources), set()
+    problems = []
+    for column in contract.spark_schema.names:
+        read = plans.raw_columns_read(output.select(column))
+        read_by_any |= read
+        direct = set(contract.column_sources[column].columns)
+        problems += [f"{column}: declares {t}.{c}, which its plan does not read" for t, c in sorted(direct - read)]
+        problems += [f"{column}: reads {t}.{c}, which is not declared" for t, c in sorted(read - direct - indirect)]
+    problems += [f"indirect source {t}.{c} is read for no column" for t, c in sorted(indirect - read_by_any)]
+    return problems
+
+
+def raw_frames(spark, source) -> dict:
+    return {table: spark.read.parquet(str(source / table)) for table in INPUT_PORTS}
+
+
+def test_the_contracts_column_lineage_is_what_the_plan_of_each_output_column_reads(spark, sample_source):
+    contract = load_contract()
+    assert set(contract.column_sources) == set(contract.spark_schema.names)
+    assert lineage_disagreements(raw_frames(spark, sample_source), contract) == []
+
+
+def test_a_transform_that_reads_a_new_column_fails_until_the_lineage_declares_it(spark, sample_source, monkeypatch):
+    data_products = staging.STAGING_MODELS["data_product"]
+    wider = replace(data_products, columns=(*data_products.columns, "name"))
+    monkeypatch.setitem(staging.STAGING_MODELS, "data_product", wider)
+    contract = load_contract()
+
+    problems = lineage_disagreements(raw_frames(spark, sample_source), contract)
+
+    assert "dataproducts_total: reads data_product.name, which is not declared" in problems
+    declared = replace(contract, indirect_sources=(*contract.indirect_sources, ("data_product", "name")))
+    assert lineage_disagreements(raw_frames(spark, sample_source), declared) == []
+
+
+def test_a_declared_source_the_plan_does_not_read_is_named(spark, sample_source):
+    contract = load_contract()
+    wrong = replace(
+        contract,
+        column_sources={**contract.column_sources, "assets_total": ColumnSources((("asset", "name"),), "AGGREGATION")},
+    )
+    problems = lineage_disagreements(raw_frames(spark, sample_source), wrong)
+    assert "assets_total: declares asset.name, which its plan does not read" in problems
