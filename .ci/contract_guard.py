@@ -99,6 +99,16 @@ def rule_ids(contract: dict[str, Any]) -> set[str]:
     return {i for i in ids if i}
 
 
+def breaking_reasons(breaks_consumers: bool, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Why a change from `old` to `new` needs a new major version; `breaks_consumers` is datacontract-cli's verdict."""
+    reasons = ["breaking changes for consumers (see `datacontract breaking` above)"] if breaks_consumers else []
+    # datacontract-cli reports a changed id as information only; the results published under it lose their rule.
+    lost = sorted(rule_ids(old) - rule_ids(new))
+    if lost:
+        reasons.append(f"ids of quality rules or SLA properties changed or removed ({', '.join(lost)})")
+    return reasons
+
+
 def guard(path: str, base: str, scratch: Path) -> Verdict:
     verdict = Verdict(path)
     if datacontract("lint", path).returncode != 0:
@@ -112,13 +122,7 @@ def guard(path: str, base: str, scratch: Path) -> Verdict:
     base_file.write_text(before.stdout)
     verdict.changelog = datacontract("changelog", str(base_file), path).stdout.strip()
     old, new = yaml.safe_load(before.stdout), yaml.safe_load((ROOT / path).read_text())
-    reasons = []
-    if datacontract("breaking", str(base_file), path).returncode != 0:
-        reasons.append("breaking changes for consumers (see `datacontract breaking` above)")
-    # datacontract-cli reports a changed id as information only; the results published under it lose their rule.
-    lost = sorted(rule_ids(old) - rule_ids(new))
-    if lost:
-        reasons.append(f"ids of quality rules or SLA properties changed or removed ({', '.join(lost)})")
+    reasons = breaking_reasons(datacontract("breaking", str(base_file), path).returncode != 0, old, new)
     if not reasons:
         verdict.notes.append("no change breaks consumers")
         return verdict
