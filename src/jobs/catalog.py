@@ -26,8 +26,9 @@ STAGING_PREFIX = "_customer_activity_staging_"
 # A staging table's name: the prefix, then the run id, which starts with the run's UTC start.
 _STAGED_RUN = re.compile(re.escape(STAGING_PREFIX) + r"(\d{8}t\d{6}z)_")
 CONSTRAINT_PREFIX = "ca_"
-# The column tags the build set, as `column:tag` pairs: the only ones it ever removes, so that
-# tags others set (a governance team, automatic classification) stay.
+# The column tags the contract names, as `column:tag` pairs: when a later contract drops one, the
+# build removes it; tags no version of the contract named (a governance team's, automatic
+# classification's) stay.
 TAGS_PROPERTY = "datacontract.column_tags"
 _CONSTRAINT_PROPERTY = "delta.constraints."
 
@@ -274,7 +275,9 @@ def read_column_tags(output: TableName) -> str:
     tags = f"{identifier('catalog', output.catalog)}.information_schema.column_tags"
     return (
         f"SELECT column_name, tag_name, tag_value FROM {tags} "
-        f"WHERE schema_name = {string_literal(output.schema)} AND table_name = {string_literal(output.table)}"
+        # Unity Catalog keeps names in lower case.
+        f"WHERE schema_name = {string_literal(output.schema.lower())} "
+        f"AND table_name = {string_literal(output.table.lower())}"
     )
 
 
@@ -288,15 +291,19 @@ def column_tags(
 ) -> list[str]:
     """The columns tagged as the contract classifies and tags them, changing only what differs from `current`.
 
-    A tag the contract no longer names is removed only if the build set it (TAGS_PROPERTY
-    of the table's `state`, read before this run's governance changed it).
+    A tag the contract no longer names is removed only if an earlier contract named it
+    (TAGS_PROPERTY of the table's `state`, read before this run's governance changed it).
+    Tags with values and key-only tags go in separate statements: Databricks does not take
+    both in one list.
     """
     statements = []
     for column, wanted in contract.column_tags.items():
         present = current.get(column, {})
-        missing = [_tag(k, v) for k, v in wanted.items() if k not in present or (present[k] or None) != v]
-        if missing:
-            statements.append(_alter_column(output, column, f"SET TAGS ({', '.join(missing)})"))
+        missing = {k: v for k, v in wanted.items() if k not in present or (present[k] or None) != v}
+        for key_only in (False, True):
+            tags = [_tag(k, v) for k, v in missing.items() if (v is None) is key_only]
+            if tags:
+                statements.append(_alter_column(output, column, f"SET TAGS ({', '.join(tags)})"))
     dropped: dict[str, list[str]] = {}
     for pair in state.properties.get(TAGS_PROPERTY, "").split(","):
         column, _, tag = pair.partition(":")

@@ -29,6 +29,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from customer_activity.jobs.errors import ContractDefinitionError
+from customer_activity.transforms.input_ports import INPUT_PORTS
 
 logger = logging.getLogger(__name__)
 
@@ -273,10 +274,12 @@ def _custom(properties: list[CustomProperty] | None, name: str) -> object:
     return next((p.value for p in properties or [] if p.property == name), None)
 
 
-def _raw_column(text: str, where: str) -> tuple[str, str]:
-    table, dot, column = text.partition(".")
-    if not (dot and table and column):
-        raise ContractDefinitionError(f"{where}: source {text!r} is not <table>.<column> of an input port")
+def _raw_column(table: str, column: str, where: str) -> tuple[str, str]:
+    """A lineage source, which must be a column an input port reads."""
+    if column not in (INPUT_PORTS[table].required_columns if table in INPUT_PORTS else ()):
+        raise ContractDefinitionError(
+            f"{where}: lineage source {table}.{column} is no column of an input port ({', '.join(INPUT_PORTS)})"
+        )
     return table, column
 
 
@@ -286,7 +289,7 @@ def _column_sources(prop: SchemaProperty, where: str) -> ColumnSources:
         raise ContractDefinitionError(
             f"{where}: transformationType {transformation!r} is none of {', '.join(TRANSFORMATIONS)}"
         )
-    columns = tuple(_raw_column(text, where) for text in prop.transformSourceObjects or [])
+    columns = tuple(_raw_column(*text.partition(".")[::2], where) for text in prop.transformSourceObjects or [])
     return ColumnSources(columns, str(transformation))
 
 
@@ -294,7 +297,8 @@ def _indirect_sources(schema: SchemaObject, path: Path) -> tuple[tuple[str, str]
     value = _custom(schema.customProperties, "indirectSourceObjects") or {}
     if not isinstance(value, dict) or not all(isinstance(c, list) for c in value.values()):
         raise ContractDefinitionError(f"data contract {path}: indirectSourceObjects maps tables to lists of columns")
-    return tuple((str(table), str(column)) for table, columns in value.items() for column in columns)
+    where = f"data contract {path}: indirectSourceObjects"
+    return tuple(_raw_column(str(table), str(column), where) for table, columns in value.items() for column in columns)
 
 
 def _check_ids(path: Path, rules: list[QualityRule], model: OpenDataContractStandard) -> None:

@@ -279,8 +279,7 @@ def column_lineage(
 
     fields = {
         name: column_lineage_dataset.Fields(
-            inputFields=[field(t, c, "DIRECT", sources.transformation) for t, c in sources.columns],
-            transformationDescription=contract.column_descriptions.get(name),
+            inputFields=[field(t, c, "DIRECT", sources.transformation) for t, c in sources.columns]
         )
         for name, sources in contract.column_sources.items()
     }

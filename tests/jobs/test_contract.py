@@ -57,7 +57,7 @@ def test_identity_comes_from_the_contract():
     contract = load_contract()
     assert (contract.id, contract.version, contract.data_product_id) == (
         "entropydata-customer-activity-v1",
-        "1.1.0",
+        "1.2.0",
         "entropydata-customer-activity",
     )
 
@@ -219,3 +219,18 @@ def test_a_rule_or_sla_property_that_published_results_cannot_name_is_refused(tm
     with pytest.raises(ContractDefinitionError, match=message) as refused:
         load_contract(write(tmp_path, document))
     assert named in str(refused.value)
+
+
+@pytest.mark.parametrize("source", ["data-product.name", "organization.plan", "organization"])
+def test_a_lineage_source_that_no_input_port_reads_is_refused_when_the_contract_is_read(tmp_path, source):
+    document = contract_yaml()
+    properties(document)[1]["transformSourceObjects"] = [source]
+    with pytest.raises(ContractDefinitionError, match=r"organization_vanity_url: lineage source .* is no column"):
+        load_contract(write(tmp_path, document))
+
+
+def test_an_unknown_transformation_type_is_refused(tmp_path):
+    document = contract_yaml()
+    properties(document)[1]["customProperties"] = [{"property": "transformationType", "value": "GUESSWORK"}]
+    with pytest.raises(ContractDefinitionError, match="transformationType 'GUESSWORK' is none of"):
+        load_contract(write(tmp_path, document))
