@@ -3,7 +3,7 @@
 Needs DATABRICKS_HOST (with credentials databricks-sdk understands), a SQL warehouse in
 DATABRICKS_WAREHOUSE_ID and a scratch schema the caller may create tables in, as
 CUSTOMER_ACTIVITY_TEST_SCHEMA=catalog.schema. The test creates a table, governs it
-as a build does, checks what the catalog says, and drops it again.
+as a build does (constraints and column tags too), checks what the catalog says, and drops it again.
 """
 
 from __future__ import annotations
@@ -49,11 +49,16 @@ def test_governance_statements_apply_to_a_real_table(workspace_sql):
     contract = load_contract()
     try:
         workspace_sql(catalog.create_table(table, contract))
-        for statement in catalog.governance(table, contract):
+        # As created: the contract's comment and properties, NOT NULL where it requires a value.
+        nullable = frozenset(contract.spark_schema.names) - set(contract.required_columns)
+        state = catalog.TableState(contract.table_description, catalog.table_properties(contract), {}, nullable)
+        for statement in catalog.governance(table, contract, state) + catalog.column_tags(table, contract, {}, state):
             workspace_sql(statement)
         properties = dict(workspace_sql(f"SHOW TBLPROPERTIES {table.quoted}"))
         assert properties["datacontract.id"] == contract.id
         constraints = [key for key in properties if key.startswith("delta.constraints.")]
         assert len(constraints) == sum(1 for rule in contract.rules if catalog.check_condition(rule))
+        tags = {(column, tag) for column, tag, _ in workspace_sql(catalog.read_column_tags(table))}
+        assert tags == {(column, tag) for column, wanted in contract.column_tags.items() for tag in wanted}
     finally:
         workspace_sql(catalog.drop_table(table))
