@@ -289,7 +289,8 @@ def _column_sources(prop: SchemaProperty, where: str) -> ColumnSources:
         raise ContractDefinitionError(
             f"{where}: transformationType {transformation!r} is none of {', '.join(TRANSFORMATIONS)}"
         )
-    columns = tuple(_raw_column(*text.partition(".")[::2], where) for text in prop.transformSourceObjects or [])
+    named = (text.partition(".") for text in prop.transformSourceObjects or [])
+    columns = tuple(_raw_column(table, column, where) for table, _, column in named)
     return ColumnSources(columns, str(transformation))
 
 
