@@ -12,7 +12,7 @@ datacontract-cli commands a data engineer would type:
    major `version`, or the guard fails. So must a changed or removed id of a quality rule
    or SLA property: the marketplace attaches published test results to rules by these ids.
 A contract that BASE has and this checkout lost breaks its consumers too. A contract new
-in this checkout is only linted.
+in this checkout, or unchanged since BASE, is only linted.
 
 The providers' contracts this product reads (snapshots in `datacontracts/input_ports/`) are
 also compared with what the marketplace publishes now (`GET /api/datacontracts/{id}` with
@@ -117,6 +117,9 @@ def guard(path: str, base: str, scratch: Path) -> Verdict:
     before = git("show", f"{base}:{path}")
     if before.returncode != 0:
         verdict.notes.append(f"new since {base}: linted only")
+        return verdict
+    if before.stdout == (ROOT / path).read_text():
+        verdict.notes.append(f"unchanged since {base}")
         return verdict
     base_file = scratch / Path(path).name
     base_file.write_text(before.stdout)

@@ -273,6 +273,9 @@ def test_no_key_or_no_marketplace_is_a_warning_not_a_failure(tmp_path, has_key):
     result = run_guard(clone, tmp_path / "summary.md", **env)
     assert result.returncode == 0, result.stdout + result.stderr
     reason = "could not be read (URLError" if has_key else "ENTROPY_DATA_API_KEY is not set"
+    # Unchanged since the target branch: linted, with nothing to compare.
+    assert "unchanged since" in result.stdout
+    assert "$ datacontract breaking" not in result.stdout
     assert "::warning::" in result.stdout
     assert reason in result.stdout
     assert KEY not in result.stdout + result.stderr
