@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from entropy_data_sdk.models import OpenLineageRunEvent
+from pyspark.sql import functions as F
 
 from customer_activity.jobs import local_catalog, secrets
 from customer_activity.jobs.catalog import TableName
@@ -353,3 +354,51 @@ def test_a_column_declared_from_a_source_its_plan_does_not_read_is_named(spark, 
         replace(contract, column_sources={**contract.column_sources, "organization_vanity_url": wrong}),
     )
     assert problems == ["organization_vanity_url: declares organization.created_by, which its plan does not read"]
+
+
+def _aggregates(plan) -> bool:
+    children = plan.children()
+    return str(plan.nodeName()) == "Aggregate" or any(_aggregates(children.apply(i)) for i in range(children.size()))
+
+
+def transformation_disagreements(spark, staged_dir: Path, raw: dict, contract) -> list[str]:
+    """Each column's declared transformationType, against what computes it over the staged tables.
+
+    AGGREGATION: an aggregate in its plan. Otherwise the column is one value of its organisation's
+    row: IDENTITY if it holds the raw column's type and the staged values, else TRANSFORMATION.
+    """
+    staged = {table: spark.read.parquet(str(staged_dir / table)) for table in INPUT_PORTS}
+    output = output_frame(staged, contract)
+    problems = []
+    for column, sources in contract.column_sources.items():
+        if not sources.columns:
+            continue
+        if _aggregates(output.select(column)._jdf.queryExecution().optimizedPlan()):
+            found = "AGGREGATION"
+        else:
+            [(table, source)] = sources.columns
+            assert table == "organization", f"{column}: a value of its row comes from the organisation"
+            same_type = raw[table].schema[source].dataType == output.schema[column].dataType
+            kept = staged[table].select("organization_id", F.col(source).alias(column))
+            same_values = output.select("organization_id", column).exceptAll(kept).isEmpty()
+            found = "IDENTITY" if same_type and same_values else "TRANSFORMATION"
+        if found != sources.transformation:
+            problems.append(f"{column}: declared {sources.transformation}, computed as {found}")
+    return problems
+
+
+def test_each_columns_transformation_type_is_how_its_plan_computes_it(spark, sample_source, staged_sample):
+    contract = load_contract()
+    raw = raw_frames(spark, sample_source)
+    assert transformation_disagreements(spark, staged_sample, raw, contract) == []
+
+    wrong = {
+        "organization_created_at": ColumnSources((("organization", "created_at"),), "IDENTITY"),
+        "users_total": ColumnSources((("organization_member", "user_id"),), "TRANSFORMATION"),
+    }
+    assert transformation_disagreements(
+        spark, staged_sample, raw, replace(contract, column_sources={**contract.column_sources, **wrong})
+    ) == [
+        "organization_created_at: declared IDENTITY, computed as TRANSFORMATION",
+        "users_total: declared TRANSFORMATION, computed as AGGREGATION",
+    ]
