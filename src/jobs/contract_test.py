@@ -29,7 +29,7 @@ from rich.console import Console
 from customer_activity.jobs import secrets
 from customer_activity.jobs.contract import load_contract
 from customer_activity.jobs.errors import EXIT_CONTRACT_VIOLATION, EXIT_OK
-from customer_activity.jobs.publishing import SESSION_CATALOG, OutputLocation
+from customer_activity.jobs.publishing import OutputLocation, has_information_schema
 from customer_activity.jobs.secrets import Secret
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def verify_server(
     config = {"ENTROPY_DATA_API_KEY": results.api_key.reveal()} if results else None
     if results and results.host:
         config = {**(config or {}), "ENTROPY_DATA_HOST": results.host}
-    with _quiet_catalog_fallbacks(local=location is not None and location[0].lower() == SESSION_CATALOG):
+    with _quiet_catalog_fallbacks(local=location is not None and not has_information_schema(spark, location[0])):
         # Failed samples show the marketplace which organisations broke a rule; datacontract-cli
         # leaves out the columns the contract classifies as personal (or secret).
         run = DataContract(

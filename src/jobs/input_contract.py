@@ -116,7 +116,7 @@ def _limit(quality: Mapping[str, object]) -> float:
 
 # The classifications datacontract-cli masks in its output: columns so classified hold
 # personal or secret values, which nothing of this product copies (the quarantine's raw rows).
-WITHHELD = frozenset({"pii", "personal", "confidential", "restricted", "sensitive", "secret"})
+WITHHELD = frozenset({"pii", "personal", "personal_data", "confidential", "restricted", "sensitive", "secret"})
 
 
 @dataclass(frozen=True)

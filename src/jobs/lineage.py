@@ -39,7 +39,7 @@ from openlineage.client.generated import (
     output_statistics_output_dataset,
     schema_dataset,
 )
-from openlineage.client.generated.base import RunFacet
+from openlineage.client.generated.base import DatasetFacet, RunFacet
 
 from customer_activity.jobs import secrets
 from customer_activity.jobs.audit import CheckResult
@@ -240,31 +240,24 @@ class Lineage:
 def columns_read(contract: OutputContract) -> dict[str, list[str]]:
     """The raw columns the build reads, per table, as the contract's column lineage declares them."""
     read: dict[str, list[str]] = {}
-    sources = [pair for s in contract.column_sources.values() for pair in s.columns] + list(contract.indirect_sources)
-    for table, column in sources:
-        if column not in read.setdefault(table, []):
-            read[table].append(column)
+    direct = [pair for sources in contract.column_sources.values() for pair in sources.columns]
+    for table, column in dict.fromkeys([*direct, *contract.indirect_sources]):
+        read.setdefault(table, []).append(column)
     return read
 
 
 def input_datasets(source: InputLocation, namespace: str, contract: OutputContract | None) -> list[InputDataset]:
     """The raw tables, as OpenLineage names catalog tables; once the contract is read, each with a
     schema facet of just the columns the build reads of it."""
-    if contract is None:
-        return [InputDataset(namespace=namespace, name=str(source.table(table))) for table in INPUT_PORTS]
-    read = columns_read(contract)
-    return [
-        InputDataset(
-            namespace=namespace,
-            name=str(source.table(table)),
-            facets={
-                "schema": schema_dataset.SchemaDatasetFacet(
-                    fields=[schema_dataset.SchemaDatasetFacetFields(name=column) for column in read.get(table, [])]
-                )
-            },
-        )
-        for table in INPUT_PORTS
-    ]
+    read = columns_read(contract) if contract is not None else None
+
+    def facets(table: str) -> dict[str, DatasetFacet]:
+        if read is None:
+            return {}
+        fields = [schema_dataset.SchemaDatasetFacetFields(name=column) for column in read.get(table, [])]
+        return {"schema": schema_dataset.SchemaDatasetFacet(fields=fields)}
+
+    return [InputDataset(namespace, str(source.table(table)), facets=facets(table)) for table in INPUT_PORTS]
 
 
 def column_lineage(

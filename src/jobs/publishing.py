@@ -254,12 +254,19 @@ def _exists(spark: SparkSession, table: TableName) -> bool:
     return bool(spark.catalog.tableExists(str(table)))
 
 
+def has_information_schema(spark: SparkSession, catalog_name: str) -> bool:
+    """Whether the catalog lists its tables, columns and tags in an information_schema.
+
+    The catalog is asked, not the environment: a Unity Catalog catalog has one, on Databricks
+    and from Databricks Connect alike; Spark's own has none.
+    """
+    return bool(spark.catalog.databaseExists(f"{catalog_name}.information_schema"))
+
+
 def _tag_columns(spark: SparkSession, target: TableName, contract: OutputContract, state: TableState) -> None:
     """Tag the columns as the contract classifies them where the catalog has tags (Unity Catalog)."""
-    # The catalog is asked, not the environment: a Unity Catalog catalog lists its tags in its
-    # information_schema, on Databricks and from Databricks Connect alike; Spark's own has none.
-    # Any other failure (no privilege, a lost connection) is the build's, as a failed tag is.
-    if not spark.catalog.databaseExists(f"{target.catalog}.information_schema"):
+    # Any failure but a catalog without tags (no privilege, a lost connection) is the build's.
+    if not has_information_schema(spark, target.catalog):
         logger.info(
             "column tags skipped: the catalog %s has no information_schema, where Unity Catalog lists them; "
             "in Unity Catalog they run: %s",

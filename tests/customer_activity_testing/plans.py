@@ -134,17 +134,12 @@ def dimension_join_problems(plan: Node, key: str, dimension_window: str) -> list
 def raw_columns_read(frame: DataFrame) -> set[tuple[str, str]]:
     """The (table, column)s of file-backed tables that the physical plan of `frame` reads.
 
-    The plan is the one Spark would execute (adaptive execution starts from it); its file scans
-    read only the columns the optimizer kept, and a table is named by its directory.
+    The plan is the one Spark would execute, not run (adaptive execution starts from it); its
+    file scans read only the columns the optimizer kept, and a table is named by its directory.
     """
-    plan = frame._jdf.queryExecution().executedPlan()
-    if plan.nodeName() == "AdaptiveSparkPlan":
-        plan = plan.inputPlan()
-    leaves = plan.collectLeaves()
-    read = set()
-    for index in range(leaves.size()):
-        leaf = leaves.apply(index)
-        if leaf.nodeName().startswith("Scan"):
-            table = str(leaf.relation().location().rootPaths().head().getName())
-            read.update((table, str(column)) for column in leaf.requiredSchema().fieldNames())
-    return read
+    return {
+        (str(scan.jvm.relation().location().rootPaths().head().getName()), str(column))
+        for scan in walk(Node(frame._jdf.queryExecution().executedPlan()))
+        if scan.name.startswith("Scan")
+        for column in scan.jvm.requiredSchema().fieldNames()
+    }

@@ -356,11 +356,6 @@ def test_a_column_declared_from_a_source_its_plan_does_not_read_is_named(spark, 
     assert problems == ["organization_vanity_url: declares organization.created_by, which its plan does not read"]
 
 
-def _aggregates(plan) -> bool:
-    children = plan.children()
-    return str(plan.nodeName()) == "Aggregate" or any(_aggregates(children.apply(i)) for i in range(children.size()))
-
-
 def transformation_disagreements(spark, staged_dir: Path, raw: dict, contract) -> list[str]:
     """Each column's declared transformationType, against what computes it over the staged tables.
 
@@ -373,7 +368,8 @@ def transformation_disagreements(spark, staged_dir: Path, raw: dict, contract) -
     for column, sources in contract.column_sources.items():
         if not sources.columns:
             continue
-        if _aggregates(output.select(column)._jdf.queryExecution().optimizedPlan()):
+        optimized = plans.Node(output.select(column)._jdf.queryExecution().optimizedPlan())
+        if any(node.name == "Aggregate" for node in plans.walk(optimized)):
             found = "AGGREGATION"
         else:
             [(table, source)] = sources.columns
